@@ -1,0 +1,69 @@
+"""Database access: the engine, start-up of the embedded cluster, migrations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+
+from gis_server.settings import DatabaseSettings
+
+log = logging.getLogger("gis_server.db")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(settings: DatabaseSettings, *, statement_timeout: bool = False) -> Engine:
+    """An engine for the configured database (the embedded one must be running)."""
+    engine = create_engine(
+        settings.effective_url(),
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5, "application_name": "gis-server"},
+    )
+    if statement_timeout and settings.statement_timeout_ms:
+        timeout = int(settings.statement_timeout_ms)
+
+        @event.listens_for(engine, "connect")
+        def _set_timeout(dbapi_conn, _record) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET statement_timeout = {timeout}")
+            dbapi_conn.commit()
+
+    return engine
+
+
+def ensure_database(settings: DatabaseSettings) -> str:
+    """Start the embedded cluster when no DATABASE_URL is set; return the URL."""
+    if settings.embedded:
+        from gis_server.embedded import EmbeddedCluster
+
+        EmbeddedCluster(settings).start()
+    return settings.effective_url()
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``."""
+    from alembic import command
+
+    log.info("applying migrations", extra={"revision": revision})
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:  # noqa: BLE001 - no table yet means no revision
+            return None

@@ -1,0 +1,73 @@
+"""Domain errors. Code below the API raises these; the API maps them to HTTP.
+
+Each error carries an OGC-style ``code`` and a human ``description`` that is
+safe to show to a client (never a database error text).
+"""
+
+from __future__ import annotations
+
+
+class GisServerError(Exception):
+    """Base of every error this server raises on purpose."""
+
+    code = "ServerError"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class NotFound(GisServerError):
+    code = "NotFound"
+
+
+class LayerNotFound(NotFound):
+    code = "NotFound"
+
+
+class FeatureNotFound(NotFound):
+    code = "NotFound"
+
+
+class InvalidParameter(GisServerError):
+    """A request or command argument is malformed or out of range."""
+
+    code = "InvalidParameterValue"
+
+
+class InvalidBBox(InvalidParameter):
+    pass
+
+
+class InvalidFilter(InvalidParameter):
+    pass
+
+
+class UnsupportedCRS(InvalidParameter):
+    pass
+
+
+class InvalidGeometry(InvalidParameter):
+    pass
+
+
+class IngestError(GisServerError):
+    """A file cannot be ingested at all (unreadable, unknown format)."""
+
+    code = "IngestError"
+
+
+class StrictIngestFailed(IngestError):
+    """``--strict`` and at least one row was rejected: nothing was committed."""
+
+
+class DatabaseUnavailable(GisServerError):
+    """The database cannot be reached; retry later."""
+
+    code = "ServiceUnavailable"
+
+
+class EmbeddedClusterError(GisServerError):
+    """The embedded PostgreSQL cluster cannot be created or started."""
+
+    code = "EmbeddedClusterError"
