@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-PropType = Literal["text", "int", "float", "bool", "date", "datetime"]
+PropType = Literal["text", "int", "float", "bool", "date", "datetime", "json"]
 
 #: Geometry types a layer may accept, in OGC simple-feature spelling.
 GEOMETRY_TYPES = (
@@ -32,6 +32,7 @@ PYTHON_TYPES: dict[str, type] = {
     "bool": bool,
     "date": dt.date,
     "datetime": dt.datetime,
+    "json": object,
 }
 
 

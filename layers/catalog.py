@@ -9,6 +9,8 @@ maps pick it up from this list.
 from __future__ import annotations
 
 from layers.base import LayerSpec, Prop, Style
+from layers.risk import RISK_LAYERS
+from layers.water import WATER_LAYERS
 
 DISTRICT_ALIASES = ("district", "district_name", "区", "所属区", "行政区")
 
@@ -205,7 +207,8 @@ PLANTS = LayerSpec(
     keywords=("concrete", "plant"),
 )
 
-#: Every layer, in the order they are listed to users.
+#: Every layer, in the order they are listed to users: the ingested layers
+#: above, then the computed ones declared beside their domain.
 LAYERS: tuple[LayerSpec, ...] = (
     DISTRICTS,
     RIVERS,
@@ -214,4 +217,6 @@ LAYERS: tuple[LayerSpec, ...] = (
     CURTAIN_WALLS,
     CONSTRUCTION_SITES,
     PLANTS,
+    *RISK_LAYERS,
+    *WATER_LAYERS,
 )

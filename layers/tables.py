@@ -53,6 +53,7 @@ def _sql_type(prop_type: str) -> TypeEngine:
         "bool": Boolean(),
         "date": Date(),
         "datetime": DateTime(timezone=True),
+        "json": JSONB(),
     }[prop_type]
 
 
