@@ -29,6 +29,12 @@ class FeatureNotFound(NotFound):
     code = "NotFound"
 
 
+class TileNotFound(NotFound):
+    """A tile outside the tile matrix set or the layer's zoom range."""
+
+    code = "NotFound"
+
+
 class InvalidParameter(GisServerError):
     """A request or command argument is malformed or out of range."""
 
@@ -59,6 +65,13 @@ class IngestError(GisServerError):
 
 class StrictIngestFailed(IngestError):
     """``--strict`` and at least one row was rejected: nothing was committed."""
+
+    #: the ingest report listing the rejected rows
+    report: object = None
+
+    def with_report(self, report: object) -> StrictIngestFailed:
+        self.report = report
+        return self
 
 
 class DatabaseUnavailable(GisServerError):

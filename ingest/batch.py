@@ -40,6 +40,10 @@ class FeatureBatch:
     errors: dict[int, str] = field(default_factory=dict)
     #: where the batch came from, for reports ("buildings.gpkg", "demo")
     origin: str = ""
+    #: the source field the ids were taken from (not repeated in ``extra``)
+    id_field: str | None = None
+    #: things the reader noticed that the user should know (a guessed CRS)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.geometries)
