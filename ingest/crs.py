@@ -137,7 +137,9 @@ def to_wgs84(geoms: np.ndarray, crs: str | None) -> np.ndarray:
     ``crs`` is a canonical spelling from :func:`normalise_crs`; ``None`` means
     the coordinates are already WGS84. Geometries are 2-D after this.
     """
-    geoms = shapely.force_2d(geoms)
+    present = ~shapely.is_missing(geoms)
+    if shapely.has_z(geoms[present]).any():
+        geoms = shapely.force_2d(geoms)
     if is_wgs84(crs):
         return geoms
     if crs == GCJ02:

@@ -10,7 +10,6 @@ With ``strict=True`` a single rejected row means nothing is written.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -30,7 +29,7 @@ from ingest.batch import FeatureBatch
 from ingest.crs import normalise_crs, to_wgs84
 from ingest.fields import CoercionError, coerce, jsonable, map_fields, normalise_name
 from ingest.geometry import REJECTED, REPAIRED, check_geometries
-from layers.base import LayerSpec
+from layers.base import LayerSpec, Prop
 
 log = logging.getLogger("gis_server.ingest")
 
@@ -120,6 +119,9 @@ def _source_ids(batch: FeatureBatch, wkb: list[bytes | None]) -> np.ndarray:
     out = np.empty(n, dtype=object)
     raw = batch.ids if batch.ids is not None else [None] * n
     for i, value in enumerate(raw):
+        if type(value) is str and value.strip():
+            out[i] = value
+            continue
         value = jsonable(value)
         if value is None or (isinstance(value, str) and not value.strip()):
             digest = hashlib.sha1(wkb[i] or b"").hexdigest()[:16]
@@ -131,32 +133,81 @@ def _source_ids(batch: FeatureBatch, wkb: list[bytes | None]) -> np.ndarray:
     return out
 
 
-def _coerce_column(values: Any, prop, keep: np.ndarray) -> tuple[list, dict[int, str]]:
-    """Coerce one column; returns values and {row index: error} for failures."""
-    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
+def _coerce_column(values: Any, prop: Prop, keep: np.ndarray) -> tuple[list, dict[int, str]]:
+    """Coerce one column; returns values and {row index: error} for failures.
+
+    Typed numeric arrays and plain strings take fast paths; anything else
+    goes value by value through :func:`ingest.fields.coerce`.
+    """
+    arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     errors: dict[int, str] = {}
     if prop.type in ("int", "float") and arr.dtype.kind in "iuf":
-        # Fast path: typed numeric arrays from pyogrio or the demo generator.
         as_float = arr.astype(float)
+        finite = np.isfinite(as_float)
         bad = np.zeros(len(arr), dtype=bool)
         if prop.non_negative:
-            bad |= as_float < 0
+            bad |= finite & (as_float < 0)
         if prop.type == "int":
-            bad |= np.isfinite(as_float) & (as_float != np.round(as_float))
-        out: list = [None if not np.isfinite(v) else v for v in as_float.tolist()]
-        if prop.type == "int":
-            out = [None if v is None else int(v) for v in out]
+            bad |= finite & (as_float != np.round(as_float))
+        cast = arr.astype(np.int64) if prop.type == "int" and arr.dtype.kind in "iu" else (
+            as_float)
+        out: list = cast.tolist()
+        if prop.type == "int" and arr.dtype.kind == "f":
+            out = [int(v) if f else None for v, f in zip(out, finite, strict=True)]
+        elif not finite.all():
+            out = [v if f else None for v, f in zip(out, finite, strict=True)]
         for i in np.flatnonzero(bad & keep):
             errors[int(i)] = "negative" if as_float[i] < 0 else "not a whole number"
             out[i] = None
         return out, errors
     out = [None] * len(arr)
+    if prop.type == "text":
+        canonical = {c.casefold(): c for c in prop.choices} if prop.choices else None
+        for i in np.flatnonzero(keep):
+            value = arr[i]
+            if type(value) is not str:
+                try:
+                    out[i] = coerce(value, prop)
+                except CoercionError as exc:
+                    errors[int(i)] = str(exc)
+                continue
+            value = value.strip()
+            if not value:
+                continue
+            if canonical is not None:
+                match = canonical.get(value.casefold())
+                if match is None:
+                    errors[int(i)] = f"not one of {'/'.join(prop.choices)}"
+                    continue
+                value = match
+            out[i] = value
+        return out, errors
     for i in np.flatnonzero(keep):
         try:
             out[i] = coerce(arr[i], prop)
         except CoercionError as exc:
             errors[int(i)] = str(exc)
     return out, errors
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+
+
+def _copy_text(values: list, prop_type: str) -> list[str]:
+    """Values as fields of PostgreSQL's COPY text format (``\\N`` for null)."""
+    if prop_type == "text":
+        return [_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
+    if prop_type == "json":
+        return [_NULL if v is None else json.dumps(v, ensure_ascii=False)
+                .translate(_COPY_ESCAPES) for v in values]
+    if prop_type == "bool":
+        return [_NULL if v is None else ("t" if v else "f") for v in values]
+    if prop_type in ("date", "datetime"):
+        return [_NULL if v is None else v.isoformat() for v in values]
+    if prop_type == "float":
+        return [_NULL if v is None else repr(float(v)) for v in values]
+    return [_NULL if v is None else str(v) for v in values]
 
 
 def _promotion_sql(spec: LayerSpec, expr: str) -> str:
@@ -206,6 +257,25 @@ def upsert_sql(spec: LayerSpec, *, sync: bool) -> str:
     """
 
 
+def _drop_spatial_indexes(cur, spec: LayerSpec, rows: int, bulk_rows: int) -> list[str]:
+    """Drop the layer's GiST indexes for a bulk load; return how to rebuild them."""
+    if rows < bulk_rows:
+        return []
+    cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (spec.table,))
+    existing = max(cur.fetchone()[0], 0)
+    if rows < existing:
+        return []
+    cur.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = %s AND indexdef ILIKE '%%USING gist%%'", (spec.table,))
+    found = cur.fetchall()
+    for name, _ in found:
+        cur.execute(f'DROP INDEX "{name}"')
+    log.debug("bulk load: spatial indexes dropped", extra={"layer": spec.id,
+                                                           "indexes": len(found)})
+    return [definition for _, definition in found]
+
+
 @contextmanager
 def _progress(enabled: bool, total: int, label: str) -> Iterator[Any]:
     if not enabled:
@@ -238,6 +308,7 @@ def load_batch(
     sync: bool = False,
     progress: bool = False,
     chunk_size: int = 50_000,
+    bulk_rows: int = 200_000,
 ) -> IngestReport:
     """Check, map and upsert a batch into ``spec``'s table in one transaction.
 
@@ -248,6 +319,10 @@ def load_batch(
     field_map : explicit source field -> property mappings (``--field``).
     strict : write nothing if any row is rejected; raise StrictIngestFailed.
     sync : also delete this source's features that are not in the batch.
+    bulk_rows : from this many rows, when the batch is at least as large as
+        the table, the spatial indexes are dropped and rebuilt around the
+        upsert (a sorted rebuild beats a million index insertions); the layer
+        is locked for writes and reads meanwhile, as in any bulk load.
     """
     started = time.perf_counter()
     crs = normalise_crs(batch.crs)
@@ -316,42 +391,42 @@ def load_batch(
             f"--strict: {report.rejected} of {n} rows rejected; nothing was written"
         ).with_report(report)
 
-    props = [p.name for p in spec.properties]
-    columns = [prop_values.get(p, [None] * n) for p in props]
+    # COPY text fields, column by column (much cheaper than row by row).
+    fields = [[source_ids[i] for i in kept_idx], [str(parts[i]) for i in kept_idx]]
+    for prop in spec.properties:
+        values = prop_values.get(prop.name)
+        fields.append([_NULL] * len(kept_idx) if values is None
+                      else _copy_text([values[i] for i in kept_idx], prop.type))
+    fields.append([
+        "{}" if extras[i] is None
+        else json.dumps(extras[i], ensure_ascii=False).translate(_COPY_ESCAPES)
+        for i in kept_idx
+    ])
+    fields.append([wkb[i].hex() for i in kept_idx])
     stage_cols = ", ".join(
         ["source_id text", "source_part integer"]
         + [f'"{p.name}" {_SQL_TYPES[p.type]}' for p in spec.properties]
         + ["extra jsonb", "geom geometry"]
     )
-    with engine.begin() as conn, _progress(progress, len(kept_idx), f"loading {spec.id}") as tick:
-        raw_conn = conn.connection.driver_connection
-        cur = raw_conn.cursor()
+    total = len(kept_idx)
+    with engine.begin() as conn, _progress(progress, total, f"loading {spec.id}") as tick:
+        cur = conn.connection.driver_connection.cursor()
         cur.execute(f"CREATE TEMP TABLE stage ({stage_cols}) ON COMMIT DROP")
-        json_props = {i for i, p in enumerate(spec.properties) if p.type == "json"}
-        for start in range(0, len(kept_idx), chunk_size):
-            chunk = kept_idx[start:start + chunk_size]
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            for i in chunk:
-                values = [
-                    json.dumps(col[i], ensure_ascii=False)
-                    if j in json_props and col[i] is not None else col[i]
-                    for j, col in enumerate(columns)
-                ]
-                extra = extras[i]
-                writer.writerow([
-                    source_ids[i], parts[i], *values,
-                    json.dumps(extra, ensure_ascii=False) if extra else "{}",
-                    wkb[i].hex(),
-                ])
-            buffer.seek(0)
-            cur.copy_expert("COPY stage FROM STDIN WITH (FORMAT csv)", buffer)
+        for start in range(0, total, chunk_size):
+            stop = min(start + chunk_size, total)
+            lines = "\n".join(map("\t".join, zip(*(f[start:stop] for f in fields))))
+            cur.copy_expert("COPY stage FROM STDIN", io.StringIO(lines + "\n"))
             if tick:
-                tick(len(chunk))
+                tick(stop - start)
         if tick:
             tick(0, f"upserting {spec.id}")
+        rebuild = _drop_spatial_indexes(cur, spec, total, bulk_rows)
         cur.execute(upsert_sql(spec, sync=sync), {"source": source})
         inserted, updated, deleted = cur.fetchone()
+        for statement in rebuild:
+            if tick:
+                tick(0, f"indexing {spec.id}")
+            cur.execute(statement)
         cur.close()
     report.inserted, report.updated, report.deleted = int(inserted), int(updated), int(deleted)
     report.unchanged = len(kept_idx) - report.inserted - report.updated
