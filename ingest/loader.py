@@ -197,6 +197,10 @@ _NULL = "\\N"
 def _copy_text(values: list, prop_type: str) -> list[str]:
     """Values as fields of PostgreSQL's COPY text format (``\\N`` for null)."""
     if prop_type == "text":
+        present = [v for v in values if v is not None]
+        joined = "".join(present)
+        if not any(c in joined for c in "\\\t\n\r"):
+            return [_NULL if v is None else v for v in values]
         return [_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
     if prop_type == "json":
         return [_NULL if v is None else json.dumps(v, ensure_ascii=False)

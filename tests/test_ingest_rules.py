@@ -214,3 +214,14 @@ def test_cli_failures_exit_non_zero_with_one_line(db_settings, tmp_path):
         env=dict(os.environ, DATABASE_URL="postgresql+psycopg2://x@127.0.0.1:9/none"))
     assert dead.returncode == 1
     assert dead.stderr.strip().startswith("error: cannot reach the database")
+
+
+def test_copy_escaping_round_trips_awkward_text(engine):
+    awkward = ["tab\there", "back\\slash \\N", "new\nline\r", "引号\"'，", "plain"]
+    geoms = np.array([shapely.Point(113.3, 23.1)] * len(awkward), dtype=object)
+    batch = FeatureBatch(geoms, {"enterprise": awkward, "note": awkward},
+                         ids=np.array([f"e{i}" for i in range(len(awkward))], dtype=object))
+    load_batch(engine, PLANTS, batch, source="escapes")
+    stored = rows(engine, "plants", "escapes")
+    assert [r["enterprise"] for r in stored] == [a.strip() for a in awkward]
+    assert [r["extra"]["note"] for r in stored] == awkward
