@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gis_server import logs
+from gis_server.cli_risk import risk_app
+from gis_server.cli_water import patrols_app, predict_app
 from gis_server.errors import GisServerError, StrictIngestFailed
 from gis_server.settings import (
     DatabaseSettings,
@@ -48,6 +50,9 @@ ingest_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(risk_app, name="risk")
+app.add_typer(predict_app, name="predict")
+app.add_typer(patrols_app, name="patrols")
 
 
 @app.callback()
@@ -190,6 +195,7 @@ def _ingest_layer(spec: LayerSpec, path: Path, *, crs: str | None, source: str |
     from ingest.readers import read_file
 
     field_map = parse_field_options(fields)
+    progress = progress and console.is_terminal
     with console.status(f"reading {path.name}", spinner="dots") if progress else _null():
         batch = read_file(path, crs=crs, layer=layer, id_field=id_field,
                           id_aliases=spec.id_aliases, lon_field=lon_field,
@@ -206,7 +212,7 @@ def _ingest_layer(spec: LayerSpec, path: Path, *, crs: str | None, source: str |
     finally:
         engine.dispose()
     _print_report(report, _write_report(report, report_path))
-    out.print(report.summary())
+    out.print(report.summary(), soft_wrap=True)
 
 
 class _null:
@@ -362,8 +368,8 @@ def demo(
                 log.warning("demo layer not declared; skipped", extra={"layer": layer_id})
                 continue
             report = load_batch(engine, get_layer(layer_id), batch, source="demo",
-                                sync=True, progress=True)
-            out.print(report.summary())
+                                sync=True, progress=console.is_terminal)
+            out.print(report.summary(), soft_wrap=True)
             if report.rejected:
                 raise GisServerError(
                     f"demo data for {layer_id} had {report.rejected} rejected rows: "
@@ -383,7 +389,7 @@ def main() -> None:
     try:
         app()
     except GisServerError as exc:
-        console.print(f"[red]error:[/] {exc.description}", highlight=False)
+        console.print(f"[red]error:[/] {exc.description}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -394,10 +400,11 @@ def main() -> None:
             console.print(
                 "[red]error:[/] cannot reach the database "
                 f"({database_settings().effective_url().split('@')[-1]}): "
-                f"{str(exc.orig).strip().splitlines()[0]}", highlight=False)
+                f"{str(exc.orig).strip().splitlines()[0]}", highlight=False, soft_wrap=True)
             sys.exit(1)
         log.exception("unexpected error")
-        console.print(f"[red]error:[/] {exc.__class__.__name__}: {exc}", highlight=False)
+        console.print(f"[red]error:[/] {exc.__class__.__name__}: {exc}", highlight=False,
+                      soft_wrap=True)
         sys.exit(1)
 
 

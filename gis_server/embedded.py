@@ -30,8 +30,6 @@ log = logging.getLogger("gis_server.embedded")
 #: workers made per-tile SQL slower, not faster, in measurements (PEERS.md /
 #: issue 3), so both are off for this workload.
 CLUSTER_CONF = {
-    "listen_addresses": None,  # from settings
-    "port": None,  # from settings
     "unix_socket_directories": "''",
     "jit": "off",
     "max_parallel_workers_per_gather": "0",
@@ -228,8 +226,6 @@ class EmbeddedCluster:
             "--auth=trust", "-E", "UTF8", "--no-locale",
         )
         conf = dict(CLUSTER_CONF)
-        conf["listen_addresses"] = f"'{self.settings.host}'"
-        conf["port"] = str(self.settings.port)
         if not self.fsync:
             conf.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         lines = "".join(f"{k} = {v}\n" for k, v in conf.items())
@@ -253,15 +249,46 @@ class EmbeddedCluster:
         """Create the cluster if needed, start it and make sure the database exists."""
         self.init()
         if not self.status().running:
+            self._check_port_free()
             log.info("starting embedded cluster",
                      extra={"data_dir": str(self._pgdata), "port": self.settings.port})
-            self._run(
+            result = self._run(
                 str(self.bindir / "pg_ctl"), "-D", str(self._pgdata), "-w", "-t", "120",
-                "-l", str(self._pgdata / "server.log"), "start",
+                "-l", str(self._pgdata / "server.log"),
+                # Address and port come from the settings at every start, so
+                # changing GIS_DB_PORT needs no edit of postgresql.conf.
+                "-o", f"-p {int(self.settings.port)} -h {self.settings.host}",
+                "start", check=False,
             )
+            if result.returncode != 0:
+                raise EmbeddedClusterError(
+                    f"the embedded cluster did not start: {self._log_reason()} "
+                    f"(log: {self._pgdata / 'server.log'})"
+                )
         self._wait_ready()
         self._ensure_database()
         return self.status()
+
+    def _check_port_free(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.settings.host, self.settings.port))
+            except OSError:
+                raise EmbeddedClusterError(
+                    f"port {self.settings.port} on {self.settings.host} is taken by "
+                    "another program: choose another with GIS_DB_PORT"
+                ) from None
+
+    def _log_reason(self) -> str:
+        try:
+            lines = (self._pgdata / "server.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return "no server log"
+        fatal = [ln for ln in lines if "FATAL" in ln or "PANIC" in ln]
+        return (fatal or lines or ["no server log"])[-1].strip()
 
     def stop(self) -> None:
         if self.initialised and self.status().running:
