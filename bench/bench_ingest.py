@@ -47,15 +47,25 @@ def scratch_database(settings: DatabaseSettings) -> str:
     """A fresh, migrated database next to the configured one; its URL."""
     url = make_url(db.ensure_database(settings))
     admin_user = "postgres" if settings.embedded else url.username
-    admin = psycopg2.connect(host=url.host, port=url.port, user=admin_user,
-                             password=url.password, dbname="postgres")
+    admin = psycopg2.connect(
+        host=url.host,
+        port=url.port,
+        user=admin_user,
+        password=url.password,
+        dbname="postgres",
+    )
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
         cur.execute(f'CREATE DATABASE "{SCRATCH}" OWNER "{url.username}"')
     admin.close()
-    conn = psycopg2.connect(host=url.host, port=url.port, user=admin_user,
-                            password=url.password, dbname=SCRATCH)
+    conn = psycopg2.connect(
+        host=url.host,
+        port=url.port,
+        user=admin_user,
+        password=url.password,
+        dbname=SCRATCH,
+    )
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
@@ -74,8 +84,11 @@ def run_ours(url: str, path: Path) -> dict:
     report = load_batch(engine, spec, batch, source=path.name)
     total = time.perf_counter() - started
     engine.dispose()
-    return {"seconds": round(total, 2), "read_seconds": round(read_s, 2),
-            "summary": report.summary()}
+    return {
+        "seconds": round(total, 2),
+        "read_seconds": round(read_s, 2),
+        "summary": report.summary(),
+    }
 
 
 def run_ogr2ogr(url: str, path: Path, table: str) -> dict:
@@ -85,11 +98,30 @@ def run_ogr2ogr(url: str, path: Path, table: str) -> dict:
         pg += f" password={u.password}"
     started = time.perf_counter()
     subprocess.run(
-        ["ogr2ogr", "-f", "PostgreSQL", pg, str(path), "-nln", table, "-overwrite",
-         "-lco", "GEOMETRY_NAME=geom", "-lco", "SPATIAL_INDEX=GIST",
-         "-nlt", "PROMOTE_TO_MULTI", "-t_srs", "EPSG:4326",
-         "--config", "PG_USE_COPY", "YES"],
-        check=True, capture_output=True, text=True,
+        [
+            "ogr2ogr",
+            "-f",
+            "PostgreSQL",
+            pg,
+            str(path),
+            "-nln",
+            table,
+            "-overwrite",
+            "-lco",
+            "GEOMETRY_NAME=geom",
+            "-lco",
+            "SPATIAL_INDEX=GIST",
+            "-nlt",
+            "PROMOTE_TO_MULTI",
+            "-t_srs",
+            "EPSG:4326",
+            "--config",
+            "PG_USE_COPY",
+            "YES",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
         env=dict(os.environ, PGPASSWORD=u.password or ""),
     )
     return {"seconds": round(time.perf_counter() - started, 2)}
@@ -98,9 +130,15 @@ def run_ogr2ogr(url: str, path: Path, table: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buildings", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="Runs of each measurement (median reported).")
-    parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Runs of each measurement (median reported).",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep the scratch database."
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -110,8 +148,10 @@ def main() -> None:
         files = write_city({"buildings": city["buildings"]}, Path(tmp))
         path = files["buildings"]
         size_mb = path.stat().st_size / 1e6
-        print(f"generated {args.buildings:,} buildings in {gen_s:.1f} s; "
-              f"{path.name} {size_mb:.0f} MB")
+        print(
+            f"generated {args.buildings:,} buildings in {gen_s:.1f} s; "
+            f"{path.name} {size_mb:.0f} MB"
+        )
         ours, rerun, ogr = [], [], []
         for _ in range(args.repeat):
             url = scratch_database(DatabaseSettings())
@@ -126,23 +166,33 @@ def main() -> None:
         return round(statistics.median(r["seconds"] for r in runs), 1)
 
     result = {
-        "buildings": args.buildings, "file_mb": round(size_mb),
+        "buildings": args.buildings,
+        "file_mb": round(size_mb),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "ours_seconds": med(ours), "ours_rerun_seconds": med(rerun),
-        "ours_read_seconds": round(statistics.median(r["read_seconds"] for r in ours), 1),
-        "ogr2ogr_seconds": med(ogr), "runs": args.repeat,
+        "ours_seconds": med(ours),
+        "ours_rerun_seconds": med(rerun),
+        "ours_read_seconds": round(
+            statistics.median(r["read_seconds"] for r in ours), 1
+        ),
+        "ogr2ogr_seconds": med(ogr),
+        "runs": args.repeat,
     }
-    result["ratio_ours_to_ogr2ogr"] = round(result["ours_seconds"] / result["ogr2ogr_seconds"], 2)
+    result["ratio_ours_to_ogr2ogr"] = round(
+        result["ours_seconds"] / result["ogr2ogr_seconds"], 2
+    )
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ingest.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     if not args.keep:
         url = make_url(DatabaseSettings().effective_url())
-        admin = psycopg2.connect(host=url.host, port=url.port,
-                                 user="postgres" if DatabaseSettings().embedded
-                                 else url.username,
-                                 password=url.password, dbname="postgres")
+        admin = psycopg2.connect(
+            host=url.host,
+            port=url.port,
+            user="postgres" if DatabaseSettings().embedded else url.username,
+            password=url.password,
+            dbname="postgres",
+        )
         admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')

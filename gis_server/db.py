@@ -14,7 +14,9 @@ log = logging.getLogger("gis_server.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(settings: DatabaseSettings, *, statement_timeout: bool = False) -> Engine:
+def make_engine(
+    settings: DatabaseSettings, *, statement_timeout: bool = False
+) -> Engine:
     """An engine for the configured database (the embedded one must be running)."""
     engine = create_engine(
         settings.effective_url(),
@@ -64,6 +66,8 @@ def upgrade(url: str, revision: str = "heads") -> None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         try:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except Exception:  # noqa: BLE001 - no table yet means no revision
+            return conn.execute(
+                text("SELECT version_num FROM alembic_version")
+            ).scalar()
+        except Exception:
             return None

@@ -55,7 +55,9 @@ def find_bindir() -> Path:
     """The folder of ``initdb`` / ``pg_ctl``, newest PostgreSQL first."""
     candidates = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+        key=lambda p: (
+            int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0
+        ),
         reverse=True,
     )
     if candidates:
@@ -72,7 +74,10 @@ def find_bindir() -> Path:
 
 def server_major(bindir: Path) -> int:
     out = subprocess.run(
-        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True
+        [str(bindir / "postgres"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     match = re.search(r"(\d+)(?:\.\d+)?", out)
     if not match:
@@ -84,7 +89,9 @@ def postgis_installed(bindir: Path, major: int) -> bool:
     share_dirs = [Path(f"/usr/share/postgresql/{major}"), bindir.parent / "share"]
     pg_config = bindir / "pg_config"
     if pg_config.exists():
-        out = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True)
+        out = subprocess.run(
+            [str(pg_config), "--sharedir"], capture_output=True, text=True
+        )
         if out.returncode == 0:
             share_dirs.insert(0, Path(out.stdout.strip()))
     return any((d / "extension" / "postgis.control").exists() for d in share_dirs)
@@ -96,7 +103,9 @@ def ensure_postgis(settings: DatabaseSettings, bindir: Path) -> None:
     if postgis_installed(bindir, major):
         return
     package = f"postgresql-{major}-postgis-3"
-    can_install = settings.install_packages and os.geteuid() == 0 and shutil.which("apt-get")
+    can_install = (
+        settings.install_packages and os.geteuid() == 0 and shutil.which("apt-get")
+    )
     if not can_install:
         raise EmbeddedClusterError(
             f"PostGIS is not installed for PostgreSQL {major}: "
@@ -104,12 +113,20 @@ def ensure_postgis(settings: DatabaseSettings, bindir: Path) -> None:
         )
     log.info("installing PostGIS", extra={"package": package})
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    result = subprocess.run(["apt-get", "install", "-y", "-q", package], env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", package],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-        result = subprocess.run(["apt-get", "install", "-y", "-q", package], env=env,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["apt-get", "install", "-y", "-q", package],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
     if result.returncode != 0 or not postgis_installed(bindir, major):
         raise EmbeddedClusterError(
             f"could not install {package}: {result.stderr.strip()[-300:]}"
@@ -148,7 +165,8 @@ class EmbeddedCluster:
         result = subprocess.run(cmd, capture_output=True, text=True)
         if check and result.returncode != 0:
             raise EmbeddedClusterError(
-                f"{Path(args[0]).name} failed: {(result.stderr or result.stdout).strip()[-400:]}"
+                f"{Path(args[0]).name} failed: "
+                f"{(result.stderr or result.stdout).strip()[-400:]}"
             )
         return result
 
@@ -195,7 +213,9 @@ class EmbeddedCluster:
             target = Path("/var/lib/gis-server") / digest / "pgdata"
             log.warning(
                 "user %s cannot reach %s; keeping the cluster in %s (linked)",
-                self.settings.os_user, self.data_dir, target,
+                self.settings.os_user,
+                self.data_dir,
+                target,
             )
             target.mkdir(parents=True, exist_ok=True)
             for p in (target.parent.parent, target.parent, target):
@@ -222,8 +242,15 @@ class EmbeddedCluster:
         self._prepare_dir()
         log.info("creating embedded cluster", extra={"data_dir": str(self._pgdata)})
         self._run(
-            str(self.bindir / "initdb"), "-D", str(self._pgdata), "-U", "postgres",
-            "--auth=trust", "-E", "UTF8", "--no-locale",
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self._pgdata),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
         )
         conf = dict(CLUSTER_CONF)
         if not self.fsync:
@@ -237,28 +264,44 @@ class EmbeddedCluster:
         pid = None
         running = False
         if self.initialised:
-            result = self._run(str(self.bindir / "pg_ctl"), "-D", str(self._pgdata),
-                               "status", check=False)
+            result = self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self._pgdata),
+                "status",
+                check=False,
+            )
             running = result.returncode == 0
             match = re.search(r"PID: (\d+)", result.stdout)
             pid = int(match.group(1)) if match else None
-        return ClusterStatus(self.initialised, running, pid, self.data_dir,
-                             self.settings.effective_url())
+        return ClusterStatus(
+            self.initialised, running, pid, self.data_dir, self.settings.effective_url()
+        )
 
     def start(self) -> ClusterStatus:
         """Create the cluster if needed, start it and make sure the database exists."""
         self.init()
         if not self.status().running:
             self._check_port_free()
-            log.info("starting embedded cluster",
-                     extra={"data_dir": str(self._pgdata), "port": self.settings.port})
+            log.info(
+                "starting embedded cluster",
+                extra={"data_dir": str(self._pgdata), "port": self.settings.port},
+            )
             result = self._run(
-                str(self.bindir / "pg_ctl"), "-D", str(self._pgdata), "-w", "-t", "120",
-                "-l", str(self._pgdata / "server.log"),
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self._pgdata),
+                "-w",
+                "-t",
+                "120",
+                "-l",
+                str(self._pgdata / "server.log"),
                 # Address and port come from the settings at every start, so
                 # changing GIS_DB_PORT needs no edit of postgresql.conf.
-                "-o", f"-p {int(self.settings.port)} -h {self.settings.host}",
-                "start", check=False,
+                "-o",
+                f"-p {int(self.settings.port)} -h {self.settings.host}",
+                "start",
+                check=False,
             )
             if result.returncode != 0:
                 raise EmbeddedClusterError(
@@ -284,7 +327,9 @@ class EmbeddedCluster:
 
     def _log_reason(self) -> str:
         try:
-            lines = (self._pgdata / "server.log").read_text(errors="replace").splitlines()
+            lines = (
+                (self._pgdata / "server.log").read_text(errors="replace").splitlines()
+            )
         except OSError:
             return "no server log"
         fatal = [ln for ln in lines if "FATAL" in ln or "PANIC" in ln]
@@ -293,8 +338,15 @@ class EmbeddedCluster:
     def stop(self) -> None:
         if self.initialised and self.status().running:
             log.info("stopping embedded cluster", extra={"data_dir": str(self._pgdata)})
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self._pgdata), "-w",
-                      "-m", "fast", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self._pgdata),
+                "-w",
+                "-m",
+                "fast",
+                "stop",
+            )
 
     def destroy(self) -> None:
         """Stop the cluster and delete its folder (tests)."""
@@ -307,8 +359,13 @@ class EmbeddedCluster:
     # -- database ---------------------------------------------------------
 
     def _admin_connect(self, dbname: str = "postgres"):
-        return psycopg2.connect(host=self.settings.host, port=self.settings.port,
-                                user="postgres", dbname=dbname, connect_timeout=5)
+        return psycopg2.connect(
+            host=self.settings.host,
+            port=self.settings.port,
+            user="postgres",
+            dbname=dbname,
+            connect_timeout=5,
+        )
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

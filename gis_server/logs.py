@@ -12,10 +12,21 @@ import sys
 
 #: LogRecord attributes that are not structured fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime", "color_message", "taskName",
+    "message",
+    "asctime",
+    "color_message",
+    "taskName",
 }
-_NOISY = ("uvicorn.access", "sqlalchemy.engine", "alembic.runtime.migration", "pyogrio",
-          "rasterio", "fiona", "matplotlib", "PIL")
+_NOISY = (
+    "uvicorn.access",
+    "sqlalchemy.engine",
+    "alembic.runtime.migration",
+    "pyogrio",
+    "rasterio",
+    "fiona",
+    "matplotlib",
+    "PIL",
+)
 
 
 def _fields(record: logging.LogRecord) -> dict:
@@ -49,7 +60,8 @@ def configure(level: str = "INFO", *, json_lines: bool = False) -> None:
     """Set up the ``gis_server`` logger tree once (idempotent)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if json_lines
+        JsonFormatter()
+        if json_lines
         else KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger("gis_server")

@@ -51,7 +51,9 @@ class FeatureBatch:
             self.row_numbers = np.arange(1, n + 1)
         for name, values in self.columns.items():
             if len(values) != n:
-                raise ValueError(f"column {name!r} has {len(values)} values for {n} rows")
+                raise ValueError(
+                    f"column {name!r} has {len(values)} values for {n} rows"
+                )
         if self.ids is not None and len(self.ids) != n:
             raise ValueError("ids and geometries differ in length")
 

@@ -36,9 +36,7 @@ def parse_field_options(options: Sequence[str]) -> dict[str, str]:
     for option in options:
         source, sep, target = option.partition("=")
         if not sep or not source.strip() or not target.strip():
-            raise InvalidParameter(
-                f"--field takes SOURCE=PROPERTY, got {option!r}"
-            )
+            raise InvalidParameter(f"--field takes SOURCE=PROPERTY, got {option!r}")
         mapping[source.strip()] = target.strip()
     return mapping
 
@@ -111,7 +109,9 @@ class CoercionError(ValueError):
 
 _TRUE = {"1", "true", "t", "yes", "y", "是", "有"}
 _FALSE = {"0", "false", "f", "no", "n", "否", "无"}
-_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(?:m|米|m2|㎡|层|f)?\s*$", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"^\s*([-+]?\d+(?:\.\d+)?)\s*(?:m|米|m2|㎡|层|f)?\s*$", re.IGNORECASE
+)
 
 
 def _is_null(value: Any) -> bool:

@@ -1,6 +1,7 @@
 """Geometry checks on the way in, vectorised over a whole batch.
 
-Each row ends up *ok*, *repaired* (``make_valid`` fixed it) or *rejected* with a reason: no geometry, empty, a type the
+Each row ends up *ok*, *repaired* (``make_valid`` fixed it) or *rejected*
+with a reason: no geometry, empty, a type the
 layer does not accept, coordinates out of range, or invalid beyond repair.
 """
 
@@ -16,11 +17,23 @@ from layers.base import LayerSpec
 OK, REPAIRED, REJECTED = 0, 1, 2
 
 _TYPE_NAMES = {
-    0: "Point", 1: "LineString", 2: "LinearRing", 3: "Polygon", 4: "MultiPoint",
-    5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection",
+    0: "Point",
+    1: "LineString",
+    2: "LinearRing",
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+    7: "GeometryCollection",
 }
-_DIMENSION = {"Point": 0, "MultiPoint": 0, "LineString": 1, "MultiLineString": 1,
-              "Polygon": 2, "MultiPolygon": 2}
+_DIMENSION = {
+    "Point": 0,
+    "MultiPoint": 0,
+    "LineString": 1,
+    "MultiLineString": 1,
+    "Polygon": 2,
+    "MultiPolygon": 2,
+}
 
 
 @dataclass
@@ -90,12 +103,18 @@ def check_geometries(geoms: np.ndarray, spec: LayerSpec) -> CheckedGeometries:
     finite = np.isfinite(bounds).all(axis=1)
     in_range = (
         finite
-        & (bounds[:, 0] >= -180) & (bounds[:, 2] <= 180)
-        & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90)
+        & (bounds[:, 0] >= -180)
+        & (bounds[:, 2] <= 180)
+        & (bounds[:, 1] >= -90)
+        & (bounds[:, 3] <= 90)
     )
-    reject(live & ~in_range,
-           lambda i: "coordinates out of range for lon/lat "
-           f"(bounds {np.round(bounds[i], 6).tolist()}): wrong --crs?")
+    reject(
+        live & ~in_range,
+        lambda i: (
+            "coordinates out of range for lon/lat "
+            f"(bounds {np.round(bounds[i], 6).tolist()}): wrong --crs?"
+        ),
+    )
 
     # Repair invalid geometries, keeping only the parts of the layer's dimension.
     live = status != REJECTED

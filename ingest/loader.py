@@ -37,9 +37,15 @@ log = logging.getLogger("gis_server.ingest")
 #: not repeated in ``extra``.
 _ID_KEYS = {"id", "fid", "sourceid"}
 
-_SQL_TYPES = {"text": "text", "int": "integer", "float": "double precision",
-              "bool": "boolean", "date": "date", "datetime": "timestamptz",
-              "json": "jsonb"}
+_SQL_TYPES = {
+    "text": "text",
+    "int": "integer",
+    "float": "double precision",
+    "bool": "boolean",
+    "date": "date",
+    "datetime": "timestamptz",
+    "json": "jsonb",
+}
 
 
 @dataclass
@@ -52,8 +58,12 @@ class Issue:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "source_id": self.source_id, "action": self.action,
-                "reason": self.reason}
+        return {
+            "row": self.row,
+            "source_id": self.source_id,
+            "action": self.action,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -133,7 +143,9 @@ def _source_ids(batch: FeatureBatch, wkb: list[bytes | None]) -> np.ndarray:
     return out
 
 
-def _coerce_column(values: Any, prop: Prop, keep: np.ndarray) -> tuple[list, dict[int, str]]:
+def _coerce_column(
+    values: Any, prop: Prop, keep: np.ndarray
+) -> tuple[list, dict[int, str]]:
     """Coerce one column; returns values and {row index: error} for failures.
 
     Typed numeric arrays and plain strings take fast paths; anything else
@@ -149,8 +161,11 @@ def _coerce_column(values: Any, prop: Prop, keep: np.ndarray) -> tuple[list, dic
             bad |= finite & (as_float < 0)
         if prop.type == "int":
             bad |= finite & (as_float != np.round(as_float))
-        cast = arr.astype(np.int64) if prop.type == "int" and arr.dtype.kind in "iu" else (
-            as_float)
+        cast = (
+            arr.astype(np.int64)
+            if prop.type == "int" and arr.dtype.kind in "iu"
+            else (as_float)
+        )
         out: list = cast.tolist()
         if prop.type == "int" and arr.dtype.kind == "f":
             out = [int(v) if f else None for v, f in zip(out, finite, strict=True)]
@@ -203,8 +218,12 @@ def _copy_text(values: list, prop_type: str) -> list[str]:
             return [_NULL if v is None else v for v in values]
         return [_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
     if prop_type == "json":
-        return [_NULL if v is None else json.dumps(v, ensure_ascii=False)
-                .translate(_COPY_ESCAPES) for v in values]
+        return [
+            _NULL
+            if v is None
+            else json.dumps(v, ensure_ascii=False).translate(_COPY_ESCAPES)
+            for v in values
+        ]
     if prop_type == "bool":
         return [_NULL if v is None else ("t" if v else "f") for v in values]
     if prop_type in ("date", "datetime"):
@@ -216,12 +235,18 @@ def _copy_text(values: list, prop_type: str) -> list[str]:
 
 def _promotion_sql(spec: LayerSpec, expr: str) -> str:
     """SQL turning single parts into the layer's multi type where needed."""
-    singles = [g[len("Multi"):].upper() for g in spec.geometry_types
-               if g.startswith("Multi") and g[len("Multi"):] not in spec.geometry_types]
+    singles = [
+        g[len("Multi") :].upper()
+        for g in spec.geometry_types
+        if g.startswith("Multi") and g[len("Multi") :] not in spec.geometry_types
+    ]
     if not singles:
         return expr
     listed = ", ".join(f"'{s}'" for s in singles)
-    return f"CASE WHEN GeometryType({expr}) IN ({listed}) THEN ST_Multi({expr}) ELSE {expr} END"
+    return (
+        f"CASE WHEN GeometryType({expr}) IN ({listed}) "
+        f"THEN ST_Multi({expr}) ELSE {expr} END"
+    )
 
 
 def upsert_sql(spec: LayerSpec, *, sync: bool) -> str:
@@ -246,8 +271,9 @@ def upsert_sql(spec: LayerSpec, *, sync: bool) -> str:
     WITH up AS (
         INSERT INTO {spec.table} AS t (source, source_id, source_part{comma}{cols},
                                        extra, geom)
-        SELECT %(source)s, s.source_id, s.source_part{comma}{", ".join(
-            f's."{c}"' for c in props)}, s.extra, {geom}
+        SELECT %(source)s, s.source_id, s.source_part{comma}{
+        ", ".join(f's."{c}"' for c in props)
+    }, s.extra, {geom}
         FROM stage s
         ON CONFLICT (source, source_id, source_part) DO UPDATE
         SET {sets}{comma}extra = EXCLUDED.extra, geom = EXCLUDED.geom,
@@ -265,18 +291,25 @@ def _drop_spatial_indexes(cur, spec: LayerSpec, rows: int, bulk_rows: int) -> li
     """Drop the layer's GiST indexes for a bulk load; return how to rebuild them."""
     if rows < bulk_rows:
         return []
-    cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (spec.table,))
+    cur.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (spec.table,)
+    )
     existing = max(cur.fetchone()[0], 0)
     if rows < existing:
         return []
     cur.execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-        "AND tablename = %s AND indexdef ILIKE '%%USING gist%%'", (spec.table,))
+        "SELECT indexname, indexdef FROM pg_indexes "
+        "WHERE schemaname = current_schema() "
+        "AND tablename = %s AND indexdef ILIKE '%%USING gist%%'",
+        (spec.table,),
+    )
     found = cur.fetchall()
     for name, _ in found:
         cur.execute(f'DROP INDEX "{name}"')
-    log.debug("bulk load: spatial indexes dropped", extra={"layer": spec.id,
-                                                           "indexes": len(found)})
+    log.debug(
+        "bulk load: spatial indexes dropped",
+        extra={"layer": spec.id, "indexes": len(found)},
+    )
     return [definition for _, definition in found]
 
 
@@ -293,8 +326,13 @@ def _progress(enabled: bool, total: int, label: str) -> Iterator[Any]:
         TimeElapsedColumn,
     )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done, description=None: bar.update(
             task, advance=done, **({"description": description} if description else {})
@@ -330,8 +368,13 @@ def load_batch(
     """
     started = time.perf_counter()
     crs = normalise_crs(batch.crs)
-    report = IngestReport(layer=spec.id, source=source, origin=batch.origin,
-                          read=len(batch), crs=crs or "EPSG:4326 (assumed)")
+    report = IngestReport(
+        layer=spec.id,
+        source=source,
+        origin=batch.origin,
+        read=len(batch),
+        crs=crs or "EPSG:4326 (assumed)",
+    )
     report.notes.extend(batch.warnings)
     n = len(batch)
 
@@ -345,8 +388,9 @@ def load_batch(
     keep = status != REJECTED
     wkb: list[bytes | None] = [None] * n
     kept_idx = np.flatnonzero(keep)
-    for i, blob in zip(kept_idx, shapely.to_wkb(checked.geometries[kept_idx]),
-                       strict=True):
+    for i, blob in zip(
+        kept_idx, shapely.to_wkb(checked.geometries[kept_idx]), strict=True
+    ):
         wkb[i] = blob
     source_ids = _source_ids(batch, wkb)
     parts = occurrence_numbers(source_ids)
@@ -359,7 +403,11 @@ def load_batch(
     report.rejected = int((status == REJECTED).sum())
     report.repaired = int((status == REPAIRED).sum())
 
-    ignore = [batch.id_field] if batch.id_field and normalise_name(batch.id_field) in _ID_KEYS else []
+    ignore = (
+        [batch.id_field]
+        if batch.id_field and normalise_name(batch.id_field) in _ID_KEYS
+        else []
+    )
     mapping = map_fields(spec, list(batch.columns), field_map, ignore=ignore)
     report.field_mapping = dict(mapping.to_prop)
     report.kept_in_extra = list(mapping.unmapped)
@@ -372,11 +420,15 @@ def load_batch(
         prop_values[prop_name] = values
         raw = batch.columns[source_field]
         for i, why in errors.items():
-            report.issues.append(Issue(
-                int(rows[i]), source_ids[i], "warning",
-                f"{source_field}={jsonable(raw[i])!r} is not a valid {prop_name} "
-                f"({why}); kept in extra",
-            ))
+            report.issues.append(
+                Issue(
+                    int(rows[i]),
+                    source_ids[i],
+                    "warning",
+                    f"{source_field}={jsonable(raw[i])!r} is not a valid {prop_name} "
+                    f"({why}); kept in extra",
+                )
+            )
             extras[i] = extras[i] or {}
             extras[i][source_field] = jsonable(raw[i])
         report.warnings += len(errors)
@@ -399,13 +451,19 @@ def load_batch(
     fields = [[source_ids[i] for i in kept_idx], [str(parts[i]) for i in kept_idx]]
     for prop in spec.properties:
         values = prop_values.get(prop.name)
-        fields.append([_NULL] * len(kept_idx) if values is None
-                      else _copy_text([values[i] for i in kept_idx], prop.type))
-    fields.append([
-        "{}" if extras[i] is None
-        else json.dumps(extras[i], ensure_ascii=False).translate(_COPY_ESCAPES)
-        for i in kept_idx
-    ])
+        fields.append(
+            [_NULL] * len(kept_idx)
+            if values is None
+            else _copy_text([values[i] for i in kept_idx], prop.type)
+        )
+    fields.append(
+        [
+            "{}"
+            if extras[i] is None
+            else json.dumps(extras[i], ensure_ascii=False).translate(_COPY_ESCAPES)
+            for i in kept_idx
+        ]
+    )
     fields.append([wkb[i].hex() for i in kept_idx])
     stage_cols = ", ".join(
         ["source_id text", "source_part integer"]
@@ -413,12 +471,16 @@ def load_batch(
         + ["extra jsonb", "geom geometry"]
     )
     total = len(kept_idx)
-    with engine.begin() as conn, _progress(progress, total, f"loading {spec.id}") as tick:
+    with (
+        engine.begin() as conn,
+        _progress(progress, total, f"loading {spec.id}") as tick,
+    ):
         cur = conn.connection.driver_connection.cursor()
         cur.execute(f"CREATE TEMP TABLE stage ({stage_cols}) ON COMMIT DROP")
         for start in range(0, total, chunk_size):
             stop = min(start + chunk_size, total)
-            lines = "\n".join(map("\t".join, zip(*(f[start:stop] for f in fields))))
+            chunk = zip(*(f[start:stop] for f in fields), strict=True)
+            lines = "\n".join(map("\t".join, chunk))
             cur.copy_expert("COPY stage FROM STDIN", io.StringIO(lines + "\n"))
             if tick:
                 tick(stop - start)
@@ -432,14 +494,24 @@ def load_batch(
                 tick(0, f"indexing {spec.id}")
             cur.execute(statement)
         cur.close()
-    report.inserted, report.updated, report.deleted = int(inserted), int(updated), int(deleted)
+    report.inserted, report.updated, report.deleted = (
+        int(inserted),
+        int(updated),
+        int(deleted),
+    )
     report.unchanged = len(kept_idx) - report.inserted - report.updated
     report.committed = True
     report.seconds = time.perf_counter() - started
     log.info(
         "ingest done",
-        extra={"layer": spec.id, "source": source, "read": report.read,
-               "inserted": report.inserted, "updated": report.updated,
-               "rejected": report.rejected, "seconds": round(report.seconds, 2)},
+        extra={
+            "layer": spec.id,
+            "source": source,
+            "read": report.read,
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "rejected": report.rejected,
+            "seconds": round(report.seconds, 2),
+        },
     )
     return report

@@ -48,7 +48,8 @@ class RasterInfo:
 
     def summary(self) -> str:
         return (
-            f"raster {self.name}: {self.width}x{self.height}, {self.band_count} band(s) "
+            f"raster {self.name}: {self.width}x{self.height}, "
+            f"{self.band_count} band(s) "
             f"{'/'.join(sorted(set(self.dtypes)))}, {self.crs}, "
             f"res {self.res[0]:g}x{self.res[1]:g}, nodata {self.nodata}"
         )
@@ -78,7 +79,9 @@ def inspect_raster(name: str, path: Path, crs: str | None = None) -> RasterInfo:
     try:
         src = rasterio.open(path)
     except RasterioIOError as exc:
-        raise IngestError(f"{path.name} is not a raster rasterio can read: {exc}") from exc
+        raise IngestError(
+            f"{path.name} is not a raster rasterio can read: {exc}"
+        ) from exc
     with src:
         user_crs = normalise_crs(crs)
         if user_crs == "gcj02":
@@ -88,24 +91,51 @@ def inspect_raster(name: str, path: Path, crs: str | None = None) -> RasterInfo:
         if src_crs:
             left, bottom, right, top = src.bounds
             t = np.linspace(0.0, 1.0, FOOTPRINT_DENSIFY)
-            xs = np.concatenate([left + (right - left) * t, np.full_like(t, right),
-                                 right - (right - left) * t, np.full_like(t, left)])
-            ys = np.concatenate([np.full_like(t, bottom), bottom + (top - bottom) * t,
-                                 np.full_like(t, top), top - (top - bottom) * t])
+            xs = np.concatenate(
+                [
+                    left + (right - left) * t,
+                    np.full_like(t, right),
+                    right - (right - left) * t,
+                    np.full_like(t, left),
+                ]
+            )
+            ys = np.concatenate(
+                [
+                    np.full_like(t, bottom),
+                    bottom + (top - bottom) * t,
+                    np.full_like(t, top),
+                    top - (top - bottom) * t,
+                ]
+            )
             lon, lat = warp_transform(src_crs, "EPSG:4326", xs.tolist(), ys.tolist())
             footprint = shapely.Polygon(zip(lon, lat, strict=True))
             if not footprint.is_valid:
                 footprint = shapely.make_valid(footprint).convex_hull
         return RasterInfo(
-            name=name, path=path.resolve(), crs=src_crs, width=src.width,
-            height=src.height, band_count=src.count, dtypes=list(src.dtypes),
-            nodata=src.nodata, res=(abs(src.res[0]), abs(src.res[1])),
-            bounds=tuple(src.bounds), footprint=footprint, sha256=_sha256(path),
+            name=name,
+            path=path.resolve(),
+            crs=src_crs,
+            width=src.width,
+            height=src.height,
+            band_count=src.count,
+            dtypes=list(src.dtypes),
+            nodata=src.nodata,
+            res=(abs(src.res[0]), abs(src.res[1])),
+            bounds=tuple(src.bounds),
+            footprint=footprint,
+            sha256=_sha256(path),
         )
 
 
-def register_raster(engine: Engine, name: str, path: str | Path, *, raster_dir: Path,
-                    crs: str | None = None, in_place: bool = False) -> RasterInfo:
+def register_raster(
+    engine: Engine,
+    name: str,
+    path: str | Path,
+    *,
+    raster_dir: Path,
+    crs: str | None = None,
+    in_place: bool = False,
+) -> RasterInfo:
     """Record a GeoTIFF as raster layer ``name`` (replacing one of that name)."""
     path = Path(path)
     info = inspect_raster(name, path, crs)
@@ -118,7 +148,8 @@ def register_raster(engine: Engine, name: str, path: str | Path, *, raster_dir: 
         if stored != info.path:
             shutil.copyfile(info.path, stored)
     with engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO raster_layers (name, path, original_path, crs, width, height,
                 band_count, dtypes, nodata, res_x, res_y, bounds_native, footprint,
                 sha256, registered_at)
@@ -133,15 +164,24 @@ def register_raster(engine: Engine, name: str, path: str | Path, *, raster_dir: 
                 res_y = EXCLUDED.res_y, bounds_native = EXCLUDED.bounds_native,
                 footprint = EXCLUDED.footprint, sha256 = EXCLUDED.sha256,
                 registered_at = now()
-        """), {
-            "name": name, "path": str(stored), "original": str(info.path),
-            "crs": info.crs, "width": info.width, "height": info.height,
-            "bands": info.band_count, "dtypes": json.dumps(info.dtypes),
-            "nodata": info.nodata, "res_x": info.res[0], "res_y": info.res[1],
-            "bounds": json.dumps(list(info.bounds)),
-            "footprint": info.footprint.wkt if info.footprint is not None else None,
-            "sha256": info.sha256,
-        })
+        """),
+            {
+                "name": name,
+                "path": str(stored),
+                "original": str(info.path),
+                "crs": info.crs,
+                "width": info.width,
+                "height": info.height,
+                "bands": info.band_count,
+                "dtypes": json.dumps(info.dtypes),
+                "nodata": info.nodata,
+                "res_x": info.res[0],
+                "res_y": info.res[1],
+                "bounds": json.dumps(list(info.bounds)),
+                "footprint": info.footprint.wkt if info.footprint is not None else None,
+                "sha256": info.sha256,
+            },
+        )
     log.info("raster registered", extra={"raster": name, "path": str(stored)})
     info.path = stored
     return info
@@ -150,17 +190,26 @@ def register_raster(engine: Engine, name: str, path: str | Path, *, raster_dir: 
 def raster_record(engine: Engine, name: str) -> dict[str, Any]:
     """The registry row of raster layer ``name``; raises :class:`NotFound`."""
     with engine.connect() as conn:
-        row = conn.execute(
-            text("SELECT *, ST_AsText(footprint) AS footprint_wkt FROM raster_layers "
-                 "WHERE name = :name"), {"name": name}
-        ).mappings().first()
+        row = (
+            conn.execute(
+                text(
+                    "SELECT *, ST_AsText(footprint) AS footprint_wkt "
+                    "FROM raster_layers "
+                    "WHERE name = :name"
+                ),
+                {"name": name},
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         raise NotFound(f"no raster layer named {name!r}")
     return dict(row)
 
 
-def read_window(engine: Engine, name: str, bbox: tuple[float, float, float, float],
-                band: int = 1) -> tuple[np.ma.MaskedArray, Any]:
+def read_window(
+    engine: Engine, name: str, bbox: tuple[float, float, float, float], band: int = 1
+) -> tuple[np.ma.MaskedArray, Any]:
     """Read the part of raster ``name`` covering a WGS84 ``bbox``.
 
     Returns a masked array (nodata masked) and the window's affine transform,
@@ -174,9 +223,16 @@ def read_window(engine: Engine, name: str, bbox: tuple[float, float, float, floa
     with rasterio.open(record["path"]) as src:
         if not 1 <= band <= src.count:
             raise InvalidParameter(f"raster {name} has bands 1..{src.count}")
-        native = transform_bounds("EPSG:4326", src.crs or record["crs"], *bbox,
-                                  densify_pts=FOOTPRINT_DENSIFY)
-        window = from_bounds(*native, transform=src.transform).round_offsets().round_lengths()
-        window = window.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        native = transform_bounds(
+            "EPSG:4326", src.crs or record["crs"], *bbox, densify_pts=FOOTPRINT_DENSIFY
+        )
+        window = (
+            from_bounds(*native, transform=src.transform)
+            .round_offsets()
+            .round_lengths()
+        )
+        window = window.intersection(
+            rasterio.windows.Window(0, 0, src.width, src.height)
+        )
         data = src.read(band, window=window, masked=True)
         return data, src.window_transform(window)

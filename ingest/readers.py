@@ -96,7 +96,7 @@ def read_file(
 
 def _read_ogr(path: Path, layer: str | None) -> FeatureBatch:
     import pyogrio
-    from pyogrio.errors import DataSourceError, DataLayerError
+    from pyogrio.errors import DataLayerError, DataSourceError
 
     source = str(path)
     try:
@@ -113,12 +113,18 @@ def _read_ogr(path: Path, layer: str | None) -> FeatureBatch:
             meta, _fids, wkb, field_data = pyogrio.raw.read(source, layer=layer)[:4]
     except (DataSourceError, DataLayerError) as exc:
         raise IngestError(f"cannot read {path.name}: {exc}") from exc
-    geoms = shapely.from_wkb(wkb, on_invalid="ignore") if wkb is not None else (
-        np.full(len(field_data[0]) if field_data else 0, None, dtype=object))
-    columns = {name: values for name, values in zip(meta["fields"], field_data, strict=True)}
+    geoms = (
+        shapely.from_wkb(wkb, on_invalid="ignore")
+        if wkb is not None
+        else (np.full(len(field_data[0]) if field_data else 0, None, dtype=object))
+    )
+    columns = {
+        name: values for name, values in zip(meta["fields"], field_data, strict=True)
+    }
     file_crs = normalise_crs(meta.get("crs")) if meta.get("crs") else None
-    batch = FeatureBatch(np.asarray(geoms, dtype=object), columns, crs=file_crs,
-                         origin=path.name)
+    batch = FeatureBatch(
+        np.asarray(geoms, dtype=object), columns, crs=file_crs, origin=path.name
+    )
     if wkb is not None:
         for i in np.flatnonzero(shapely.is_missing(batch.geometries)):
             if wkb[i] is not None:
@@ -147,14 +153,18 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     raise IngestError(f"cannot decode {path.name} as UTF-8 or GB18030: {last_error}")
 
 
-def _read_csv(path: Path, lon_field: str | None, lat_field: str | None,
-              wkt_field: str | None) -> FeatureBatch:
+def _read_csv(
+    path: Path, lon_field: str | None, lat_field: str | None, wkt_field: str | None
+) -> FeatureBatch:
     header, rows = _read_csv_rows(path)
     wkt_col = wkt_field or _find(header, WKT_NAMES)
     lon_col = lon_field or _find(header, LON_NAMES)
     lat_col = lat_field or _find(header, LAT_NAMES)
-    for given, name in ((wkt_field, "--wkt-field"), (lon_field, "--lon-field"),
-                        (lat_field, "--lat-field")):
+    for given, name in (
+        (wkt_field, "--wkt-field"),
+        (lon_field, "--lon-field"),
+        (lat_field, "--lat-field"),
+    ):
         if given and given not in header:
             raise IngestError(f"{name} {given!r} is not a column of {path.name}")
     if not wkt_col and not (lon_col and lat_col):
@@ -174,7 +184,9 @@ def _read_csv(path: Path, lon_field: str | None, lat_field: str | None,
     index = {name: k for k, name in enumerate(header)}
     geoms = np.full(n, None, dtype=object)
     if wkt_col:
-        texts = np.array([r[index[wkt_col]].strip() or None for r in cells], dtype=object)
+        texts = np.array(
+            [r[index[wkt_col]].strip() or None for r in cells], dtype=object
+        )
         geoms = shapely.from_wkt(texts, on_invalid="ignore")
         for i in np.flatnonzero(shapely.is_missing(geoms)):
             errors.setdefault(int(i), f"unparseable WKT in {wkt_col!r}")
@@ -188,17 +200,21 @@ def _read_csv(path: Path, lon_field: str | None, lat_field: str | None,
                 lat[i] = float(r[index[lat_col]])
             except ValueError:
                 errors.setdefault(
-                    i, f"{lon_col}/{lat_col} = {r[index[lon_col]]!r}/"
-                    f"{r[index[lat_col]]!r} are not numbers")
+                    i,
+                    f"{lon_col}/{lat_col} = {r[index[lon_col]]!r}/"
+                    f"{r[index[lat_col]]!r} are not numbers",
+                )
         ok = np.isfinite(lon) & np.isfinite(lat)
         geoms[ok] = shapely.points(lon[ok], lat[ok])
         geometry_cols = {lon_col, lat_col}
     columns = {
         name: np.array([r[k] if r[k] != "" else None for r in cells], dtype=object)
-        for name, k in index.items() if name not in geometry_cols
+        for name, k in index.items()
+        if name not in geometry_cols
     }
     # CSV has no CRS of its own: ``read_file`` applies --crs or assumes WGS84.
-    batch = FeatureBatch(geoms, columns, crs=None, origin=path.name,
-                         row_numbers=np.arange(2, n + 2))
+    batch = FeatureBatch(
+        geoms, columns, crs=None, origin=path.name, row_numbers=np.arange(2, n + 2)
+    )
     batch.errors = errors
     return batch

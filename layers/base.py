@@ -157,6 +157,14 @@ class LayerSpec:
 
 #: Columns every layer table has besides its own properties.
 RESERVED_COLUMNS = frozenset(
-    {"id", "source", "source_id", "source_part", "extra", "geom", "geom_3857",
-     "updated_at"}
+    {
+        "id",
+        "source",
+        "source_id",
+        "source_part",
+        "extra",
+        "geom",
+        "geom_3857",
+        "updated_at",
+    }
 )

@@ -45,6 +45,7 @@ metadata = MetaData(
     }
 )
 
+
 def _sql_type(prop_type: str) -> TypeEngine:
     return {
         "text": Text(),
@@ -58,7 +59,9 @@ def _sql_type(prop_type: str) -> TypeEngine:
 
 
 def _geometry_type(spec: LayerSpec) -> str:
-    return spec.geometry_types[0].upper() if len(spec.geometry_types) == 1 else "GEOMETRY"
+    return (
+        spec.geometry_types[0].upper() if len(spec.geometry_types) == 1 else "GEOMETRY"
+    )
 
 
 def build_table(spec: LayerSpec, meta: MetaData) -> Table:
@@ -70,15 +73,18 @@ def build_table(spec: LayerSpec, meta: MetaData) -> Table:
         Column("source_part", Integer, nullable=False, server_default=text("0")),
     ]
     constraints: list = [
-        UniqueConstraint("source", "source_id", "source_part",
-                         name=f"uq_{spec.table}_source_key"),
+        UniqueConstraint(
+            "source", "source_id", "source_part", name=f"uq_{spec.table}_source_key"
+        ),
     ]
     for prop in spec.properties:
         columns.append(Column(prop.name, _sql_type(prop.type), comment=prop.title))
         if prop.choices:
             allowed = ", ".join(f"'{c}'" for c in prop.choices)
             constraints.append(
-                CheckConstraint(f"{prop.name} IN ({allowed})", name=f"{prop.name}_choice")
+                CheckConstraint(
+                    f"{prop.name} IN ({allowed})", name=f"{prop.name}_choice"
+                )
             )
         if prop.non_negative:
             constraints.append(
@@ -96,16 +102,25 @@ def build_table(spec: LayerSpec, meta: MetaData) -> Table:
             Geometry(_geometry_type(spec), srid=3857, spatial_index=False),
             Computed("ST_Transform(geom, 3857)", persisted=True),
         ),
-        Column("updated_at", DateTime(timezone=True), nullable=False,
-               server_default=func.now()),
+        Column(
+            "updated_at",
+            DateTime(timezone=True),
+            nullable=False,
+            server_default=func.now(),
+        ),
     ]
     if len(spec.geometry_types) > 1:
         allowed = ", ".join(f"'{g.upper()}'" for g in spec.geometry_types)
         constraints.append(
             CheckConstraint(f"GeometryType(geom) IN ({allowed})", name="geom_type")
         )
-    table = Table(spec.table, meta, *columns, *constraints,
-                  comment=f"{spec.title} ({spec.title_zh})")
+    table = Table(
+        spec.table,
+        meta,
+        *columns,
+        *constraints,
+        comment=f"{spec.title} ({spec.title_zh})",
+    )
     Index(f"ix_{spec.table}_geom", table.c.geom, postgresql_using="gist")
     Index(f"ix_{spec.table}_geom_3857", table.c.geom_3857, postgresql_using="gist")
     Index(f"ix_{spec.table}_updated_at", table.c.updated_at)
@@ -121,8 +136,9 @@ layer_versions = Table(
     metadata,
     Column("layer_id", Text, primary_key=True),
     Column("version", BigInteger, nullable=False, server_default=text("0")),
-    Column("changed_at", DateTime(timezone=True), nullable=False,
-           server_default=func.now()),
+    Column(
+        "changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()
+    ),
 )
 
 #: Registered GeoTIFFs (``gis-server ingest raster NAME PATH``).
@@ -143,8 +159,12 @@ raster_layers = Table(
     Column("bounds_native", JSONB, nullable=False),
     Column("footprint", Geometry("POLYGON", srid=4326, spatial_index=False)),
     Column("sha256", Text, nullable=False),
-    Column("registered_at", DateTime(timezone=True), nullable=False,
-           server_default=func.now()),
+    Column(
+        "registered_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+    ),
 )
 
 _TABLES: dict[str, Table] = {spec.id: build_table(spec, metadata) for spec in LAYERS}

@@ -41,13 +41,16 @@ def db_settings() -> Iterator[DatabaseSettings]:
     if external:
         url = make_url(external)
         name = f"gis_test_{uuid.uuid4().hex[:8]}"
-        admin = psycopg2.connect(url.set(drivername="postgresql").render_as_string(False))
+        admin = psycopg2.connect(
+            url.set(drivername="postgresql").render_as_string(False)
+        )
         admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
         test_url = url.set(database=name).render_as_string(hide_password=False)
-        conn = psycopg2.connect(make_url(test_url).set(drivername="postgresql")
-                                .render_as_string(False))
+        conn = psycopg2.connect(
+            make_url(test_url).set(drivername="postgresql").render_as_string(False)
+        )
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
@@ -62,8 +65,9 @@ def db_settings() -> Iterator[DatabaseSettings]:
 
     tmp = Path(tempfile.mkdtemp(prefix="gis-test-"))
     os.chmod(tmp, 0o755)
-    settings = DatabaseSettings(url=None, data_dir=tmp / "pgdata", port=_free_port(),
-                                name="gis_test")
+    settings = DatabaseSettings(
+        url=None, data_dir=tmp / "pgdata", port=_free_port(), name="gis_test"
+    )
     cluster = EmbeddedCluster(settings, fsync=False)
     cluster.start()
     db.upgrade(settings.effective_url())
@@ -85,7 +89,9 @@ def engine(db_settings: DatabaseSettings) -> Iterator[Engine]:
 
 @pytest.fixture
 def ingest_settings(tmp_path: Path) -> IngestSettings:
-    return IngestSettings(raster_dir=tmp_path / "rasters", report_dir=tmp_path / "reports")
+    return IngestSettings(
+        raster_dir=tmp_path / "rasters", report_dir=tmp_path / "reports"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,9 @@ def cluster_env(tmp_path):
 
 
 def run(env, *args):
-    return subprocess.run([str(GIS), *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [str(GIS), *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_db_start_status_upgrade_stop(cluster_env):
