@@ -41,8 +41,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="The database: embedded cluster and migrations.",
-                     no_args_is_help=True)
+db_app = typer.Typer(
+    help="The database: embedded cluster and migrations.", no_args_is_help=True
+)
 ingest_app = typer.Typer(
     help="Load files into layers (GeoJSON, GeoPackage, Shapefile, zipped "
     "Shapefile, CSV with lon/lat or WKT) or register a GeoTIFF raster.",
@@ -57,7 +58,9 @@ app.add_typer(patrols_app, name="patrols")
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging.")
+    ] = False,
 ) -> None:
     # Commands report through their own output; the log shows warnings and
     # errors unless -v. ``serve`` switches to the server's log level.
@@ -114,9 +117,14 @@ def db_status() -> None:
         from gis_server.embedded import EmbeddedCluster
 
         status = EmbeddedCluster(settings).status()
-        state = "running" if status.running else (
-            "stopped" if status.initialised else "not created yet")
-        out.print(f"embedded cluster: {state}; data {status.data_dir}; url {status.url}")
+        state = (
+            "running"
+            if status.running
+            else ("stopped" if status.initialised else "not created yet")
+        )
+        out.print(
+            f"embedded cluster: {state}; data {status.data_dir}; url {status.url}"
+        )
         if not status.running:
             raise typer.Exit(3)
     engine = db.make_engine(settings)
@@ -159,8 +167,10 @@ def _write_report(report, path: Path | None) -> Path:
             writer.writeheader()
             writer.writerows(issue.as_dict() for issue in report.issues)
     else:
-        path.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=2,
-                                   default=str), encoding="utf-8")
+        path.write_text(
+            json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str),
+            encoding="utf-8",
+        )
     return path
 
 
@@ -171,40 +181,78 @@ def _print_report(report, report_path: Path, shown: int = 3) -> None:
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if report.kept_in_extra:
-        console.print(f"kept in extra: {', '.join(report.kept_in_extra)}", highlight=False)
+        console.print(
+            f"kept in extra: {', '.join(report.kept_in_extra)}", highlight=False
+        )
     if report.issues:
         groups: dict[tuple[str, str], list] = defaultdict(list)
         for issue in report.issues:
             groups[(issue.action, issue.reason)].append(issue)
-        table = Table("action", "rows", "reason", "e.g. row (source id)",
-                      title="rows needing attention")
-        for (action, reason), issues in sorted(groups.items(), key=lambda g: -len(g[1])):
+        table = Table(
+            "action",
+            "rows",
+            "reason",
+            "e.g. row (source id)",
+            title="rows needing attention",
+        )
+        for (action, reason), issues in sorted(
+            groups.items(), key=lambda g: -len(g[1])
+        ):
             examples = ", ".join(f"{i.row} ({i.source_id})" for i in issues[:shown])
             table.add_row(action, f"{len(issues):,}", reason, examples)
         console.print(table)
     console.print(f"report: {report_path}", highlight=False)
 
 
-def _ingest_layer(spec: LayerSpec, path: Path, *, crs: str | None, source: str | None,
-                  fields: list[str], id_field: str | None, layer: str | None,
-                  lon_field: str | None, lat_field: str | None, wkt_field: str | None,
-                  strict: bool, sync: bool, report_path: Path | None,
-                  progress: bool) -> None:
+def _ingest_layer(
+    spec: LayerSpec,
+    path: Path,
+    *,
+    crs: str | None,
+    source: str | None,
+    fields: list[str],
+    id_field: str | None,
+    layer: str | None,
+    lon_field: str | None,
+    lat_field: str | None,
+    wkt_field: str | None,
+    strict: bool,
+    sync: bool,
+    report_path: Path | None,
+    progress: bool,
+) -> None:
     from ingest.fields import parse_field_options
     from ingest.loader import load_batch
     from ingest.readers import read_file
 
     field_map = parse_field_options(fields)
     progress = progress and console.is_terminal
-    with console.status(f"reading {path.name}", spinner="dots") if progress else _null():
-        batch = read_file(path, crs=crs, layer=layer, id_field=id_field,
-                          id_aliases=spec.id_aliases, lon_field=lon_field,
-                          lat_field=lat_field, wkt_field=wkt_field)
+    with (
+        console.status(f"reading {path.name}", spinner="dots") if progress else _null()
+    ):
+        batch = read_file(
+            path,
+            crs=crs,
+            layer=layer,
+            id_field=id_field,
+            id_aliases=spec.id_aliases,
+            lon_field=lon_field,
+            lat_field=lat_field,
+            wkt_field=wkt_field,
+        )
     engine = _engine()
     try:
-        report = load_batch(engine, spec, batch, source=source or path.name,
-                            field_map=field_map, strict=strict, sync=sync,
-                            progress=progress, chunk_size=ingest_settings().chunk_size)
+        report = load_batch(
+            engine,
+            spec,
+            batch,
+            source=source or path.name,
+            field_map=field_map,
+            strict=strict,
+            sync=sync,
+            progress=progress,
+            chunk_size=ingest_settings().chunk_size,
+        )
     except StrictIngestFailed as exc:
         if exc.report is not None:
             _print_report(exc.report, _write_report(exc.report, report_path))
@@ -228,36 +276,77 @@ def _make_ingest_command(spec: LayerSpec):
 
     def command(
         path: Annotated[Path, typer.Argument(help="File to load.")],
-        crs: Annotated[str | None, typer.Option(
-            help="CRS of the coordinates when the file is wrong or silent: an EPSG "
-            "code (4490 for CGCS2000) or gcj02 for Chinese web-map exports.")] = None,
-        source: Annotated[str | None, typer.Option(
-            help="Source name keying the upsert (default: the file name).")] = None,
-        field: Annotated[list[str] | None, typer.Option(
-            "--field", help="Map a source field to a property: SRC=PROPERTY "
-            "(repeatable).")] = None,
-        id_field: Annotated[str | None, typer.Option(
-            help="Field holding the source's feature id.")] = None,
-        layer: Annotated[str | None, typer.Option(
-            help="Layer inside a multi-layer file (GeoPackage).")] = None,
-        lon_field: Annotated[str | None, typer.Option(help="CSV longitude column.")] = None,
-        lat_field: Annotated[str | None, typer.Option(help="CSV latitude column.")] = None,
+        crs: Annotated[
+            str | None,
+            typer.Option(
+                help="CRS of the coordinates when the file is wrong or silent: an EPSG "
+                "code (4490 for CGCS2000) or gcj02 for Chinese web-map exports."
+            ),
+        ] = None,
+        source: Annotated[
+            str | None,
+            typer.Option(
+                help="Source name keying the upsert (default: the file name)."
+            ),
+        ] = None,
+        field: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--field",
+                help="Map a source field to a property: SRC=PROPERTY (repeatable).",
+            ),
+        ] = None,
+        id_field: Annotated[
+            str | None, typer.Option(help="Field holding the source's feature id.")
+        ] = None,
+        layer: Annotated[
+            str | None,
+            typer.Option(help="Layer inside a multi-layer file (GeoPackage)."),
+        ] = None,
+        lon_field: Annotated[
+            str | None, typer.Option(help="CSV longitude column.")
+        ] = None,
+        lat_field: Annotated[
+            str | None, typer.Option(help="CSV latitude column.")
+        ] = None,
         wkt_field: Annotated[str | None, typer.Option(help="CSV WKT column.")] = None,
-        strict: Annotated[bool, typer.Option(
-            help="Write nothing if any row is rejected.")] = False,
-        sync: Annotated[bool, typer.Option(
-            help="Also delete features of this source that the file no longer has.")
+        strict: Annotated[
+            bool, typer.Option(help="Write nothing if any row is rejected.")
         ] = False,
-        report: Annotated[Path | None, typer.Option(
-            help="Write the report here (.json or .csv; default var/reports/).")] = None,
+        sync: Annotated[
+            bool,
+            typer.Option(
+                help="Also delete features of this source that the file no longer has."
+            ),
+        ] = False,
+        report: Annotated[
+            Path | None,
+            typer.Option(
+                help="Write the report here (.json or .csv; default var/reports/)."
+            ),
+        ] = None,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     ) -> None:
-        _ingest_layer(spec, path, crs=crs, source=source, fields=field or [],
-                      id_field=id_field, layer=layer, lon_field=lon_field,
-                      lat_field=lat_field, wkt_field=wkt_field, strict=strict,
-                      sync=sync, report_path=report, progress=progress)
+        _ingest_layer(
+            spec,
+            path,
+            crs=crs,
+            source=source,
+            fields=field or [],
+            id_field=id_field,
+            layer=layer,
+            lon_field=lon_field,
+            lat_field=lat_field,
+            wkt_field=wkt_field,
+            strict=strict,
+            sync=sync,
+            report_path=report,
+            progress=progress,
+        )
 
-    command.__doc__ = f"Load a file into {spec.title.lower()} ({spec.title_zh}). Properties: {props}."
+    command.__doc__ = (
+        f"Load a file into {spec.title.lower()} ({spec.title_zh}). Properties: {props}."
+    )
     return command
 
 
@@ -271,16 +360,23 @@ def ingest_raster(
     name: Annotated[str, typer.Argument(help="Name of the raster layer.")],
     path: Annotated[Path, typer.Argument(help="GeoTIFF to register.")],
     crs: Annotated[str | None, typer.Option(help="CRS when the file has none.")] = None,
-    in_place: Annotated[bool, typer.Option(
-        help="Keep the file where it is instead of copying it.")] = False,
+    in_place: Annotated[
+        bool, typer.Option(help="Keep the file where it is instead of copying it.")
+    ] = False,
 ) -> None:
     """Register a GeoTIFF as a named raster layer."""
     from ingest.raster import register_raster
 
     engine = _engine()
     try:
-        info = register_raster(engine, name, path, raster_dir=ingest_settings().raster_dir,
-                               crs=crs, in_place=in_place)
+        info = register_raster(
+            engine,
+            name,
+            path,
+            raster_dir=ingest_settings().raster_dir,
+            crs=crs,
+            in_place=in_place,
+        )
     finally:
         engine.dispose()
     out.print(info.summary())
@@ -299,13 +395,20 @@ def list_layers() -> None:
     table = Table("id", "title", "geometry", "features", "version")
     try:
         with engine.connect() as conn:
-            versions = dict(conn.execute(
-                text("SELECT layer_id, version FROM layer_versions")).all())
+            versions = dict(
+                conn.execute(text("SELECT layer_id, version FROM layer_versions")).all()
+            )
             for spec in all_layers():
-                count = conn.execute(text(f"SELECT count(*) FROM {spec.table}")).scalar()
-                table.add_row(spec.id, f"{spec.title} ({spec.title_zh})",
-                              "/".join(spec.geometry_types), f"{count:,}",
-                              str(versions.get(spec.id, 0)))
+                count = conn.execute(
+                    text(f"SELECT count(*) FROM {spec.table}")
+                ).scalar()
+                table.add_row(
+                    spec.id,
+                    f"{spec.title} ({spec.title_zh})",
+                    "/".join(spec.geometry_types),
+                    f"{count:,}",
+                    str(versions.get(spec.id, 0)),
+                )
     finally:
         engine.dispose()
     out.print(table)
@@ -316,8 +419,14 @@ def _serve(host: str, port: int, workers: int) -> None:
 
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     out.print(f"serving on {url} (Ctrl-C to stop)")
-    uvicorn.run("gis_server.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="warning")
+    uvicorn.run(
+        "gis_server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @app.command("serve")
@@ -325,8 +434,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    upgrade: Annotated[bool, typer.Option(
-        help="Apply pending migrations before serving.")] = True,
+    upgrade: Annotated[
+        bool, typer.Option(help="Apply pending migrations before serving.")
+    ] = True,
 ) -> None:
     """Serve the OGC API, tiles and maps."""
     from gis_server import db
@@ -341,10 +451,16 @@ def serve(
 
 @app.command("demo")
 def demo(
-    buildings: Annotated[int, typer.Option(help="Number of buildings to generate.")] = 50_000,
-    seed: Annotated[int, typer.Option(help="Random seed of the synthetic city.")] = 20261203,
-    serve_after: Annotated[bool, typer.Option(
-        "--serve/--no-serve", help="Serve the demo after loading it.")] = True,
+    buildings: Annotated[
+        int, typer.Option(help="Number of buildings to generate.")
+    ] = 50_000,
+    seed: Annotated[
+        int, typer.Option(help="Random seed of the synthetic city.")
+    ] = 20261203,
+    serve_after: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Serve the demo after loading it."),
+    ] = True,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
@@ -365,10 +481,18 @@ def demo(
         known = {spec.id for spec in all_layers()}
         for layer_id, batch in city.items():
             if layer_id not in known:
-                log.warning("demo layer not declared; skipped", extra={"layer": layer_id})
+                log.warning(
+                    "demo layer not declared; skipped", extra={"layer": layer_id}
+                )
                 continue
-            report = load_batch(engine, get_layer(layer_id), batch, source="demo",
-                                sync=True, progress=console.is_terminal)
+            report = load_batch(
+                engine,
+                get_layer(layer_id),
+                batch,
+                source="demo",
+                sync=True,
+                progress=console.is_terminal,
+            )
             out.print(report.summary(), soft_wrap=True)
             if report.rejected:
                 raise GisServerError(
@@ -377,8 +501,10 @@ def demo(
                 )
     finally:
         engine.dispose()
-    out.print(f"demo city loaded in {time.perf_counter() - started:.0f} s "
-              "(synthetic data, generated by this project)")
+    out.print(
+        f"demo city loaded in {time.perf_counter() - started:.0f} s "
+        "(synthetic data, generated by this project)"
+    )
     if serve_after:
         logs.configure(settings.log_level, json_lines=settings.log_json)
         _serve(host or settings.host, port or settings.port, 1)
@@ -389,7 +515,9 @@ def main() -> None:
     try:
         app()
     except GisServerError as exc:
-        console.print(f"[red]error:[/] {exc.description}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]error:[/] {exc.description}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -400,11 +528,17 @@ def main() -> None:
             console.print(
                 "[red]error:[/] cannot reach the database "
                 f"({database_settings().effective_url().split('@')[-1]}): "
-                f"{str(exc.orig).strip().splitlines()[0]}", highlight=False, soft_wrap=True)
+                f"{str(exc.orig).strip().splitlines()[0]}",
+                highlight=False,
+                soft_wrap=True,
+            )
             sys.exit(1)
         log.exception("unexpected error")
-        console.print(f"[red]error:[/] {exc.__class__.__name__}: {exc}", highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"[red]error:[/] {exc.__class__.__name__}: {exc}",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

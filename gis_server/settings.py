@@ -24,7 +24,10 @@ class DatabaseSettings(BaseSettings):
     ``GIS_DB_DATA_DIR``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="GIS_DB_", env_file=".env", extra="ignore")
+    # populate_by_name: DatabaseSettings(url=...) must not be silently ignored
+    model_config = SettingsConfigDict(
+        env_prefix="GIS_DB_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     url: str | None = Field(
         default=None,
@@ -94,6 +97,63 @@ class ServerSettings(BaseSettings):
     log_level: str = Field(default="INFO")
     log_requests: bool = Field(default=True, description="Log one line per request.")
     log_json: bool = Field(default=False, description="Log as JSON lines.")
+
+
+class TileSettings(BaseSettings):
+    """Vector and GeoJSON tiles (OGC API - Tiles) and their cache."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GIS_TILES_", env_file=".env", extra="ignore"
+    )
+
+    extent: int = Field(default=4096, ge=256, description="MVT tile extent (units).")
+    buffer: int = Field(
+        default=64, ge=0, description="Geometry buffer around a tile, in extent units."
+    )
+    feature_cap: int = Field(
+        default=20_000,
+        ge=1,
+        description="Most features in one tile; when reached the response says so "
+        "in the X-Tile-Truncated header.",
+    )
+    tile_px: int = Field(
+        default=512, ge=64, description="Tile size on screen that pixels refer to."
+    )
+    simplify_px: float = Field(
+        default=1.0,
+        ge=0,
+        description="Simplification tolerance in screen pixels at each zoom (0: off).",
+    )
+    cluster_max_zoom: int = Field(
+        default=13,
+        ge=-1,
+        description="Point layers are clustered on a grid at this zoom and below "
+        "(-1: never).",
+    )
+    cluster_px: int = Field(
+        default=64, ge=8, description="Cluster grid cell size in screen pixels."
+    )
+    respect_layer_zoom: bool = Field(
+        default=True,
+        description="Refuse tiles outside a layer's declared min/max zoom (404); "
+        "false serves every zoom of the tile matrix set (benchmarks).",
+    )
+    cache_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Size of the in-process tile cache per worker (0: no cache).",
+    )
+    cache_control: str = Field(
+        default="public, max-age=0, must-revalidate",
+        description="Cache-Control of tiles; ETags make revalidation a cheap 304.",
+    )
+    gzip_level: int = Field(default=1, ge=0, le=9, description="0: never gzip tiles.")
+    gzip_min_bytes: int = Field(default=1024, ge=0)
+    listen: bool = Field(
+        default=True,
+        description="LISTEN for layer changes (instant cache invalidation); when "
+        "false or disconnected, every tile request reads the layer version.",
+    )
 
 
 @lru_cache

@@ -40,33 +40,91 @@ log = logging.getLogger("gis_server.ingest.observations")
 #: unit, allowed range, and source names matched to them (compared after
 #: lower-casing and dropping ``-``, ``_`` and spaces).
 INDICATORS: dict[str, dict[str, Any]] = {
-    "transparency": {"unit": "cm", "units": {"cm": 1.0, "m": 100.0, "mm": 0.1},
-                     "range": (0.0, 1000.0), "aliases": ("transparency", "sd", "透明度")},
-    "do": {"unit": "mg/L", "units": {"mg/l": 1.0}, "range": (0.0, 30.0),
-           "aliases": ("do", "dissolvedoxygen", "溶解氧")},
-    "orp": {"unit": "mV", "units": {"mv": 1.0, "v": 1000.0}, "range": (-1000.0, 1000.0),
-            "aliases": ("orp", "eh", "redox", "氧化还原电位")},
-    "nh3n": {"unit": "mg/L", "units": {"mg/l": 1.0}, "range": (0.0, 500.0),
-             "aliases": ("nh3n", "nh3", "ammonia", "ammonianitrogen", "氨氮")},
-    "cod": {"unit": "mg/L", "units": {"mg/l": 1.0}, "range": (0.0, 5000.0),
-            "aliases": ("cod", "codcr", "化学需氧量")},
-    "codmn": {"unit": "mg/L", "units": {"mg/l": 1.0}, "range": (0.0, 500.0),
-              "aliases": ("codmn", "permanganateindex", "高锰酸盐指数")},
-    "bod5": {"unit": "mg/L", "units": {"mg/l": 1.0}, "range": (0.0, 2000.0),
-             "aliases": ("bod5", "bod", "五日生化需氧量")},
-    "tp": {"unit": "mg/L", "units": {"mg/l": 1.0}, "range": (0.0, 100.0),
-           "aliases": ("tp", "totalphosphorus", "总磷")},
-    "turbidity": {"unit": "NTU", "units": {"ntu": 1.0}, "range": (0.0, 10000.0),
-                  "aliases": ("turbidity", "浊度")},
-    "ph": {"unit": "", "units": {"": 1.0, "ph": 1.0}, "range": (0.0, 14.0),
-           "aliases": ("ph",)},
-    "depth": {"unit": "cm", "units": {"cm": 1.0, "m": 100.0}, "range": (0.0, 10000.0),
-              "aliases": ("depth", "waterdepth", "水深")},
+    "transparency": {
+        "unit": "cm",
+        "units": {"cm": 1.0, "m": 100.0, "mm": 0.1},
+        "range": (0.0, 1000.0),
+        "aliases": ("transparency", "sd", "透明度"),
+    },
+    "do": {
+        "unit": "mg/L",
+        "units": {"mg/l": 1.0},
+        "range": (0.0, 30.0),
+        "aliases": ("do", "dissolvedoxygen", "溶解氧"),
+    },
+    "orp": {
+        "unit": "mV",
+        "units": {"mv": 1.0, "v": 1000.0},
+        "range": (-1000.0, 1000.0),
+        "aliases": ("orp", "eh", "redox", "氧化还原电位"),
+    },
+    "nh3n": {
+        "unit": "mg/L",
+        "units": {"mg/l": 1.0},
+        "range": (0.0, 500.0),
+        "aliases": ("nh3n", "nh3", "ammonia", "ammonianitrogen", "氨氮"),
+    },
+    "cod": {
+        "unit": "mg/L",
+        "units": {"mg/l": 1.0},
+        "range": (0.0, 5000.0),
+        "aliases": ("cod", "codcr", "化学需氧量"),
+    },
+    "codmn": {
+        "unit": "mg/L",
+        "units": {"mg/l": 1.0},
+        "range": (0.0, 500.0),
+        "aliases": ("codmn", "permanganateindex", "高锰酸盐指数"),
+    },
+    "bod5": {
+        "unit": "mg/L",
+        "units": {"mg/l": 1.0},
+        "range": (0.0, 2000.0),
+        "aliases": ("bod5", "bod", "五日生化需氧量"),
+    },
+    "tp": {
+        "unit": "mg/L",
+        "units": {"mg/l": 1.0},
+        "range": (0.0, 100.0),
+        "aliases": ("tp", "totalphosphorus", "总磷"),
+    },
+    "turbidity": {
+        "unit": "NTU",
+        "units": {"ntu": 1.0},
+        "range": (0.0, 10000.0),
+        "aliases": ("turbidity", "浊度"),
+    },
+    "ph": {
+        "unit": "",
+        "units": {"": 1.0, "ph": 1.0},
+        "range": (0.0, 14.0),
+        "aliases": ("ph",),
+    },
+    "rainfall": {
+        "unit": "mm",
+        "units": {"mm": 1.0},
+        "range": (0.0, 1000.0),
+        "aliases": ("rainfall", "rain", "precipitation", "降雨量", "降水量"),
+    },
+    "depth": {
+        "unit": "cm",
+        "units": {"cm": 1.0, "m": 100.0},
+        "range": (0.0, 10000.0),
+        "aliases": ("depth", "waterdepth", "水深"),
+    },
 }
 
 STATION_ALIASES = ("station", "stationcode", "station_code", "code", "站点", "站点编码")
-TIME_ALIASES = ("observedat", "time", "timestamp", "datetime", "date", "sampledat",
-                "监测时间", "采样时间")
+TIME_ALIASES = (
+    "observedat",
+    "time",
+    "timestamp",
+    "datetime",
+    "date",
+    "sampledat",
+    "监测时间",
+    "采样时间",
+)
 INDICATOR_ALIASES = ("indicator", "parameter", "variable", "指标", "监测指标")
 VALUE_ALIASES = ("value", "reading", "值", "监测值")
 UNIT_ALIASES = ("unit", "units", "单位")
@@ -76,7 +134,9 @@ def _norm(name: str) -> str:
     return "".join(ch for ch in name.strip().lower() if ch not in "-_ :")
 
 
-_INDICATOR_BY_ALIAS = {_norm(a): k for k, spec in INDICATORS.items() for a in spec["aliases"]}
+_INDICATOR_BY_ALIAS = {
+    _norm(a): k for k, spec in INDICATORS.items() for a in spec["aliases"]
+}
 
 
 def _find(header: list[str], aliases: tuple[str, ...]) -> str | None:
@@ -103,6 +163,8 @@ class ObservationIngestReport:
 
     origin: str
     layout: str = ""
+    #: id of the row in water_observation_loads (the readings keep it)
+    load_id: int | None = None
     read: int = 0
     valid: int = 0
     inserted: int = 0
@@ -128,116 +190,159 @@ class ObservationIngestReport:
         return out
 
 
-def _rows_from_file(path: Path) -> tuple[list[str], Iterator[tuple[int, dict]]]:
-    """Header and (row number, record) pairs of a CSV or JSON file."""
+#: A parsed record: a list of values in header order, or the reason it is bad.
+Record = list | str
+
+
+def _rows_from_file(path: Path) -> tuple[list[str], Iterator[tuple[int, Record]]]:
+    """Header and (row number, values in header order) of a CSV or JSON file."""
     suffix = path.suffix.lower()
     if suffix in {".csv", ".txt", ".tsv"}:
         fh = path.open(newline="", encoding="utf-8-sig")
-        dialect = "excel-tab" if suffix == ".tsv" else "excel"
-        reader = csv.reader(fh, dialect=dialect)
+        reader = csv.reader(fh, dialect="excel-tab" if suffix == ".tsv" else "excel")
         try:
             header = next(reader)
         except StopIteration:
             fh.close()
             return [], iter(())
+        width = len(header)
 
-        def gen() -> Iterator[tuple[int, dict]]:
+        def gen() -> Iterator[tuple[int, Record]]:
             with fh:
                 for i, row in enumerate(reader, start=2):  # row 1 is the header
-                    yield i, dict(zip(header, row, strict=False)) if len(row) == len(
-                        header) else {"__bad__": f"{len(row)} fields, header has "
-                                      f"{len(header)}"}
+                    if len(row) == width:
+                        yield i, row
+                    else:
+                        yield i, f"{len(row)} fields, header has {width}"
 
         return header, gen()
-    if suffix in {".json", ".geojson"}:
+    if suffix in {".json", ".jsonl", ".ndjson"}:
+        records: list = []
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            if suffix == ".json":
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(data, dict):
+                    data = (
+                        data.get("readings")
+                        or data.get("observations")
+                        or data.get("data")
+                    )
+                if not isinstance(data, list):
+                    raise IngestError(f"{path.name}: expected a list of readings")
+                records = list(enumerate(data, 1))
+            else:
+                with path.open(encoding="utf-8") as fh:
+                    for i, line in enumerate(fh, 1):
+                        if line.strip():
+                            try:
+                                records.append((i, json.loads(line)))
+                            except ValueError as exc:
+                                records.append((i, f"bad JSON ({exc})"))
         except (OSError, ValueError) as exc:
             raise IngestError(f"{path.name}: not readable JSON ({exc})") from exc
-        if isinstance(data, dict):
-            data = data.get("readings") or data.get("observations") or data.get("data")
-        if not isinstance(data, list):
-            raise IngestError(f"{path.name}: expected a list of readings")
         header: list[str] = []
-        for rec in data[:1000]:
+        for _, rec in records:
             if isinstance(rec, dict):
                 header += [k for k in rec if k not in header]
-        return header, ((i, rec if isinstance(rec, dict) else
-                          {"__bad__": "not an object"}) for i, rec in enumerate(data, 1))
-    if suffix in {".jsonl", ".ndjson"}:
-        def gen_lines() -> Iterator[tuple[int, dict]]:
-            with path.open(encoding="utf-8") as fh:
-                for i, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            yield i, json.loads(line)
-                        except ValueError as exc:
-                            yield i, {"__bad__": f"bad JSON ({exc})"}
-        first = next(gen_lines(), (0, {}))[1]
-        return list(first), gen_lines()
-    raise IngestError(f"{path.name}: unsupported observation format {suffix!r} "
-                      "(use .csv, .tsv, .json or .jsonl)")
+
+        def gen_json() -> Iterator[tuple[int, Record]]:
+            for i, rec in records:
+                if isinstance(rec, dict):
+                    yield i, [rec.get(h) for h in header]
+                else:
+                    yield i, rec if isinstance(rec, str) else "not an object"
+
+        return header, gen_json()
+    raise IngestError(
+        f"{path.name}: unsupported observation format {suffix!r} "
+        "(use .csv, .tsv, .json or .jsonl)"
+    )
 
 
 class _Normaliser:
-    """Checks one reading and turns it into a COPY line (or a reason)."""
+    """Checks readings and turns them into COPY lines (or reasons)."""
 
     def __init__(self, default_tz: dt.tzinfo, stations: set[str] | None) -> None:
         self.tz = default_tz
         self.stations = stations
         self._times: dict[str, str | None] = {}
+        self._ok_stations: set[str] = set()
 
     def time(self, raw: Any) -> str | None:
-        key = str(raw).strip()
+        key = raw if isinstance(raw, str) else str(raw)
         hit = self._times.get(key, "")
         if hit != "":
             return hit
         try:
-            t = dt.datetime.fromisoformat(key.replace("Z", "+00:00"))
+            t = dt.datetime.fromisoformat(key.strip().replace("Z", "+00:00"))
             if t.tzinfo is None:
                 t = t.replace(tzinfo=self.tz)
             out: str | None = t.isoformat()
         except ValueError:
             out = None
-        if len(self._times) < 200_000:
-            self._times[key] = out
+        if len(self._times) > 500_000:
+            self._times.clear()
+        self._times[key] = out
         return out
 
-    def reading(self, station: Any, when: Any, indicator: str | None, value: Any,
-                unit: Any) -> tuple[str, str] | str:
+    def sample(self, station: Any, when: Any) -> tuple[str, str] | str:
+        """Station code and normalised time of a sample, or why not."""
         station = "" if station is None else str(station).strip()
-        if not station:
-            return "no station code"
-        if self.stations is not None and station not in self.stations:
-            return f"unknown station {station!r}"
+        if station not in self._ok_stations:
+            if not station:
+                return "no station code"
+            if "\t" in station or "\\" in station or "\n" in station:
+                return f"bad station code {station!r}"
+            if self.stations is not None and station not in self.stations:
+                return f"unknown station {station!r}"
+            self._ok_stations.add(station)
         if when is None or str(when).strip() == "":
             return "no observation time"
         ts = self.time(when)
         if ts is None:
             return f"unreadable time {when!r}"
-        if indicator is None:
-            return "unknown indicator"
+        return station, ts
+
+
+class _Column:
+    """Checks and converts values of one indicator in one unit."""
+
+    __slots__ = ("factor", "hi", "indicator", "lo", "unit")
+
+    def __init__(self, indicator: str, unit: Any) -> None:
         spec = INDICATORS[indicator]
+        self.indicator = indicator
+        self.unit = spec["unit"]
+        u = _norm(str(unit)) if unit not in (None, "") else _norm(spec["unit"])
+        self.factor = spec["units"].get(u)
+        self.lo, self.hi = spec["range"]
+
+    def value(self, raw: Any) -> str | float:
+        """The value in the canonical unit (float), or why not (str)."""
         try:
-            v = float(value)
+            v = float(raw)
         except (TypeError, ValueError):
-            return f"{indicator}: not a number {value!r}"
+            return f"{self.indicator}: not a number {raw!r}"
         if not math.isfinite(v):
-            return f"{indicator}: not a finite number"
-        u = "" if unit is None else _norm(str(unit))
-        factor = spec["units"].get(u if u else _norm(spec["unit"]))
-        if factor is None:
-            return f"{indicator}: unit {unit!r} not one of {sorted(spec['units'])}"
-        v *= factor
-        lo, hi = spec["range"]
-        if not lo <= v <= hi:
-            return f"{indicator}: {v:g} {spec['unit']} outside [{lo:g}, {hi:g}]"
-        return station, f"{station}\t{ts}\t{indicator}\t{v!r}\t{spec['unit']}"
+            return f"{self.indicator}: not a finite number"
+        if self.factor != 1.0:
+            v *= self.factor
+        if not self.lo <= v <= self.hi:
+            return (
+                f"{self.indicator}: {v:g} {self.unit} outside "
+                f"[{self.lo:g}, {self.hi:g}]"
+            )
+        return v
 
 
-def _readings(header: list[str], rows: Iterable[tuple[int, dict]], norm: _Normaliser,
-              report: ObservationIngestReport) -> Iterator[tuple[int, Any]]:
-    """(row, COPY line or reason) for every reading in the rows."""
+def _readings(
+    header: list[str],
+    rows: Iterable[tuple[int, Record]],
+    norm: _Normaliser,
+    report: ObservationIngestReport,
+) -> Iterator[tuple[int, str, bool]]:
+    """(row, COPY line or reason, ok) for every reading in the rows."""
+    pos = {h: i for i, h in enumerate(header)}
     station_col = _find(header, STATION_ALIASES)
     time_col = _find(header, TIME_ALIASES)
     ind_col = _find(header, INDICATOR_ALIASES)
@@ -245,39 +350,80 @@ def _readings(header: list[str], rows: Iterable[tuple[int, dict]], norm: _Normal
     unit_col = _find(header, UNIT_ALIASES)
     if station_col is None or time_col is None:
         raise IngestError(f"no station or time column in {header!r}")
+    si, ti = pos[station_col], pos[time_col]
     if ind_col and value_col:
         report.layout = "long"
+        ii, vi = pos[ind_col], pos[value_col]
+        ui = pos[unit_col] if unit_col else None
+        columns: dict[tuple[str, Any], _Column | None] = {}
         for row, rec in rows:
-            if "__bad__" in rec:
-                yield row, rec["__bad__"]
+            if isinstance(rec, str):
+                yield row, rec, False
                 continue
-            raw_ind = rec.get(ind_col)
-            ind = _INDICATOR_BY_ALIAS.get(_norm(str(raw_ind))) if raw_ind else None
-            if ind is None:
-                yield row, f"unknown indicator {raw_ind!r}"
+            raw_ind, unit = rec[ii], (rec[ui] if ui is not None else None)
+            col = columns.get((raw_ind, unit), False)
+            if col is False:
+                ind = _INDICATOR_BY_ALIAS.get(_norm(str(raw_ind))) if raw_ind else None
+                col = _Column(ind, unit) if ind else None
+                columns[(raw_ind, unit)] = col
+            if col is None:
+                yield row, f"unknown indicator {raw_ind!r}", False
                 continue
-            yield row, norm.reading(rec.get(station_col), rec.get(time_col), ind,
-                                    rec.get(value_col),
-                                    rec.get(unit_col) if unit_col else None)
+            if col.factor is None:
+                yield (
+                    row,
+                    (
+                        f"{col.indicator}: unit {unit!r} not one of "
+                        f"{sorted(INDICATORS[col.indicator]['units'])}"
+                    ),
+                    False,
+                )
+                continue
+            sample = norm.sample(rec[si], rec[ti])
+            if isinstance(sample, str):
+                yield row, sample, False
+                continue
+            v = col.value(rec[vi])
+            if isinstance(v, str):
+                yield row, v, False
+                continue
+            yield (
+                row,
+                f"{sample[0]}\t{sample[1]}\t{col.indicator}\t{v!r}\t{col.unit}",
+                True,
+            )
         return
-    wide = {h: _wide_column(h) for h in header if h not in (station_col, time_col)}
-    wide = {h: v for h, v in wide.items() if v is not None}
+    wide = [
+        (pos[h], _wide_column(h)) for h in header if h not in (station_col, time_col)
+    ]
+    wide = [(i, _Column(*w)) for i, w in wide if w is not None]
     if not wide:
-        raise IngestError("neither an indicator/value pair nor indicator columns "
-                          f"in {header!r}")
+        raise IngestError(
+            f"neither an indicator/value pair nor indicator columns in {header!r}"
+        )
     report.layout = "wide"
-    report.notes.append("wide layout: " + ", ".join(f"{h} -> {i} ({u})"
-                                                    for h, (i, u) in wide.items()))
+    report.notes.append(
+        "wide layout: "
+        + ", ".join(f"{header[i]} -> {c.indicator} ({c.unit})" for i, c in wide)
+    )
     for row, rec in rows:
-        if "__bad__" in rec:
-            yield row, rec["__bad__"]
+        if isinstance(rec, str):
+            yield row, rec, False
             continue
-        for col, (ind, unit) in wide.items():
-            value = rec.get(col)
-            if value is None or (isinstance(value, str) and value.strip() == ""):
+        sample = norm.sample(rec[si], rec[ti])
+        if isinstance(sample, str):
+            yield row, sample, False
+            continue
+        prefix = f"{sample[0]}\t{sample[1]}\t"
+        for i, col in wide:
+            raw = rec[i]
+            if raw is None or raw == "" or (isinstance(raw, str) and not raw.strip()):
                 continue  # not measured in this sample
-            yield row, norm.reading(rec.get(station_col), rec.get(time_col), ind,
-                                    value, unit)
+            v = col.value(raw)
+            if isinstance(v, str):
+                yield row, v, False
+            else:
+                yield row, f"{prefix}{col.indicator}\t{v!r}\t{col.unit}", True
 
 
 STAGING_DDL = """
@@ -291,8 +437,14 @@ CREATE TEMP TABLE water_obs_staging (
 def known_stations(engine: Engine) -> set[str] | None:
     """Station codes of the monitoring-stations layer; None when it is empty."""
     with engine.connect() as conn:
-        codes = {r[0] for r in conn.execute(text(
-            "SELECT code FROM layer_monitoring_stations WHERE code IS NOT NULL"))}
+        codes = {
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT code FROM layer_monitoring_stations WHERE code IS NOT NULL"
+                )
+            )
+        }
     return codes or None
 
 
@@ -345,21 +497,27 @@ def load_observations(
     if check_stations and stations is None:
         report.notes.append("monitoring_stations is empty: station codes not checked")
     norm = _Normaliser(default_tz or dt.timezone(dt.timedelta(hours=8)), stations)
-    src = (source or path.name).replace("\t", " ").replace("\n", " ")
+    src = source or path.name
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
+        cur.execute(
+            "INSERT INTO water_observation_loads (source, origin) VALUES (%s, %s) "
+            "RETURNING id",
+            (src, str(path)),
+        )
+        load_id = report.load_id = cur.fetchone()[0]
         cur.execute(STAGING_DDL)
         buf = io.StringIO()
         pending = 0
-        for row, out in _readings(header, rows, norm, report):
+        for row, out, ok in _readings(header, rows, norm, report):
             report.read += 1
-            if isinstance(out, str):
+            if not ok:
                 report.rejected += 1
                 if len(report.issues) < max_issues:
                     report.issues.append(Issue(row, None, "rejected", out))
                 continue
-            buf.write(out[1])
+            buf.write(out)
             buf.write("\n")
             pending += 1
             if pending >= chunk_size:
@@ -377,32 +535,59 @@ def load_observations(
             raise StrictIngestFailed(
                 f"{report.rejected} of {report.read} readings rejected; nothing loaded"
             )
-        conflict = (
-            "DO UPDATE SET value = EXCLUDED.value, unit = EXCLUDED.unit, "
-            "source = EXCLUDED.source WHERE water_observations.value "
-            "IS DISTINCT FROM EXCLUDED.value"
-            if update else "DO NOTHING"
-        )
-        # DISTINCT ON keeps the last reading of a key repeated inside the file
-        # (ctid order is COPY order within one transaction's staging table).
-        cur.execute(
-            f"""
-            WITH moved AS (
-                INSERT INTO water_observations AS o
-                    (station_code, observed_at, indicator, value, unit, source)
-                SELECT DISTINCT ON (station_code, observed_at, indicator)
-                       station_code, observed_at, indicator, value, unit, %s
-                FROM water_obs_staging
-                ORDER BY station_code, observed_at, indicator, ctid DESC
-                ON CONFLICT (station_code, observed_at, indicator) {conflict}
-                RETURNING (xmax = 0) AS inserted
+        if update:
+            # DISTINCT ON keeps the last reading of a key repeated inside the
+            # file (ctid order is COPY order in the staging table): DO UPDATE
+            # may not touch a row twice in one command.
+            cur.execute(
+                """
+                WITH moved AS (
+                    INSERT INTO water_observations AS o
+                        (station_code, observed_at, indicator, value, unit, load_id)
+                    SELECT DISTINCT ON (station_code, observed_at, indicator)
+                           station_code, observed_at, indicator, value, unit, %s
+                    FROM water_obs_staging
+                    ORDER BY station_code, observed_at, indicator, ctid DESC
+                    ON CONFLICT (station_code, observed_at, indicator) DO UPDATE
+                    SET value = EXCLUDED.value, unit = EXCLUDED.unit,
+                        load_id = EXCLUDED.load_id
+                    WHERE o.value IS DISTINCT FROM EXCLUDED.value
+                    RETURNING (xmax = 0) AS inserted
+                )
+                SELECT count(*) FILTER (WHERE inserted),
+                       count(*) FILTER (WHERE NOT inserted)
+                FROM moved
+                """,
+                (load_id,),
             )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-            FROM moved
-            """,
-            (src,),
+            inserted, updated = cur.fetchone()
+        else:
+            # DO NOTHING also skips keys repeated inside the file (the first
+            # one wins); no sort needed, staging order is usually key order
+            cur.execute(
+                """
+                INSERT INTO water_observations
+                    (station_code, observed_at, indicator, value, unit, load_id)
+                SELECT station_code, observed_at, indicator, value, unit, %s
+                FROM water_obs_staging
+                ON CONFLICT (station_code, observed_at, indicator) DO NOTHING
+                """,
+                (load_id,),
+            )
+            inserted, updated = cur.rowcount, 0
+        report.inserted, report.updated = int(inserted), int(updated)
+        report.duplicates = report.valid - report.inserted - report.updated
+        report.seconds = time.perf_counter() - started
+        cur.execute(
+            "UPDATE water_observation_loads SET report = %s::jsonb WHERE id = %s",
+            (
+                json.dumps(
+                    {k: v for k, v in report.as_dict().items() if k != "issues"},
+                    default=str,
+                ),
+                load_id,
+            ),
         )
-        inserted, updated = cur.fetchone()
         raw.commit()
     except StrictIngestFailed:
         raise
@@ -411,22 +596,35 @@ def load_observations(
         raise
     finally:
         raw.close()
-    report.inserted, report.updated = int(inserted), int(updated)
-    report.duplicates = report.valid - report.inserted - report.updated
     report.committed = True
     report.seconds = time.perf_counter() - started
-    log.info("observations loaded", extra={
-        "origin": report.origin, "read": report.read, "inserted": report.inserted,
-        "updated": report.updated, "duplicates": report.duplicates,
-        "rejected": report.rejected, "seconds": round(report.seconds, 2)})
+    log.info(
+        "observations loaded",
+        extra={
+            "origin": report.origin,
+            "read": report.read,
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "duplicates": report.duplicates,
+            "rejected": report.rejected,
+            "seconds": round(report.seconds, 2),
+        },
+    )
     return report
 
 
-def query_station(engine: Engine, station: str, start: dt.datetime, end: dt.datetime,
-                  indicators: Iterable[str] | None = None) -> list[tuple]:
+def query_station(
+    engine: Engine,
+    station: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    indicators: Iterable[str] | None = None,
+) -> list[tuple]:
     """Readings of one station in ``[start, end)``, by time then indicator."""
-    sql = ("SELECT observed_at, indicator, value, unit FROM water_observations "
-           "WHERE station_code = :s AND observed_at >= :a AND observed_at < :b")
+    sql = (
+        "SELECT observed_at, indicator, value, unit FROM water_observations "
+        "WHERE station_code = :s AND observed_at >= :a AND observed_at < :b"
+    )
     params: dict[str, Any] = {"s": station, "a": start, "b": end}
     if indicators is not None:
         sql += " AND indicator = ANY(:i)"

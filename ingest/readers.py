@@ -27,7 +27,8 @@ WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape", "几何")
 CSV_ENCODINGS = ("utf-8-sig", "gb18030")
 
 #: Property names that betray a DataV.GeoAtlas export, which is GCJ-02
-#: whatever the file claims (DOMAIN.md, "Coordinates in China").
+#: whatever the file claims (DOMAIN.md, "Coordinates in China"). Two of them
+#: must be present: an ``adcode`` alone is common in any Chinese boundary file.
 DATAV_MARKERS = {"adcode", "acroutes", "childrennum", "subfeatureindex"}
 
 
@@ -86,7 +87,8 @@ def read_file(
     elif batch.crs is None:
         batch.warnings.append("the file names no CRS: taken as EPSG:4326 (pass --crs)")
         batch.crs = "EPSG:4326"
-    if user_crs is None and DATAV_MARKERS & {normalise_name(f) for f in fields}:
+    found = DATAV_MARKERS & {normalise_name(f) for f in fields}
+    if user_crs is None and len(found) >= 2:
         batch.warnings.append(
             "this looks like a DataV.GeoAtlas export, which is GCJ-02 whatever it "
             "claims: pass --crs gcj02 unless it was converted already"

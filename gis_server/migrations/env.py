@@ -6,6 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
+import models.water.store  # noqa: F401  (registers the water tables on metadata)
 from layers import metadata
 
 config = context.config
@@ -13,7 +14,10 @@ config = context.config
 
 def _include(obj, name, type_, reflected, compare_to):
     # PostGIS' own tables are not ours to manage.
-    if type_ == "table" and name in {"spatial_ref_sys"}:
+    # Nor are the risk models' bookkeeping tables (hand-written in 0002).
+    if type_ == "table" and name in {"spatial_ref_sys", "risk_dirty",
+                                     "risk_grid_dirty", "risk_river_local",
+                                     "risk_runs"}:
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 

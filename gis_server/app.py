@@ -1,0 +1,132 @@
+"""The web application: ``create_app`` builds it, the lifespan owns the engine.
+
+``gis-server serve`` runs :func:`create_app` with uvicorn; tests build their
+own app with their own settings (nothing is read from globals below this
+module).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gis_server.api.errors import install_error_handlers
+from gis_server.api.features import router as features_router
+from gis_server.api.landing import router as landing_router
+from gis_server.api.maps import router as maps_router
+from gis_server.api.tiles import TileCacheMiddleware
+from gis_server.api.tiles import router as tiles_router
+from gis_server.db import make_engine
+from gis_server.features.config import FeaturesSettings
+from gis_server.settings import (
+    DatabaseSettings,
+    ServerSettings,
+    database_settings,
+    server_settings,
+)
+
+log = logging.getLogger("gis_server.app")
+request_log = logging.getLogger("gis_server.requests")
+
+
+def create_app(
+    db: DatabaseSettings | None = None,
+    server: ServerSettings | None = None,
+    features: FeaturesSettings | None = None,
+) -> FastAPI:
+    """The FastAPI application serving every declared layer."""
+    db_settings = db or database_settings()
+    server_cfg = server or server_settings()
+    features_cfg = features or FeaturesSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = _make_engine(db_settings)
+        app.state.engine = engine
+        log.info("server started", extra={"database": engine.url.render_as_string()})
+        try:
+            yield
+        finally:
+            engine.dispose()
+            log.info("server stopped")
+
+    app = FastAPI(
+        title="Guangzhou city supervision GIS server",
+        description=(
+            "Layers of the city supervision departments (buildings, curtain "
+            "walls, construction sites, rivers, ...) served as OGC API - "
+            "Features and OGC API - Tiles."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/api",
+        docs_url="/api.html",
+        redoc_url=None,
+    )
+    app.state.db_settings = db_settings
+    app.state.server_settings = server_cfg
+    app.state.features_settings = features_cfg
+
+    # level 4: most of the size gain of 9 at a fraction of the CPU (pages of
+    # thousands of features are hundreds of KB)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=4)
+    if server_cfg.log_requests:
+        app.add_middleware(RequestLogMiddleware)
+    install_error_handlers(app)
+    app.include_router(landing_router)
+    app.include_router(features_router)
+    app.include_router(tiles_router)
+    app.include_router(maps_router)
+    app.add_middleware(TileCacheMiddleware)  # outermost: cached tiles skip routing
+    return app
+
+
+def _make_engine(settings: DatabaseSettings):
+    return make_engine(settings, statement_timeout=True)
+
+
+class RequestLogMiddleware:
+    """One log line per request (method, path, status, duration, layer).
+
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a
+    task and a stream per request, which shows on fast endpoints.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            request_log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                    "layer": scope.get("path_params", {}).get("collection_id"),
+                },
+            )

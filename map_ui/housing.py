@@ -1,0 +1,324 @@
+"""The housing officer's page: buildings by safety grade, curtain walls due,
+hazard and fall zones, and the hazard list."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from urllib.parse import urlencode
+
+import folium
+from jinja2 import Environment
+from sqlalchemy import Engine, text
+
+from gis_server.errors import InvalidParameter
+from layers import get_layer
+from layers.catalog import SAFETY_GRADE_COLORS, SAFETY_GRADES
+from map_ui.elements import (
+    Legend,
+    feature,
+    inline_layer,
+    new_map,
+    render_page,
+    style_options,
+    tiles_layer,
+)
+from map_ui.gcj import shift_bounds, shift_geojson
+from map_ui.i18n import Lang, layer_title, t
+from map_ui.settings import MapSettings
+from models.risk.scoring import wall_status
+from models.risk.service import local_today
+from models.risk.settings import RiskSettings
+
+log = logging.getLogger("gis_server.maps")
+
+_ENV = Environment(autoescape=True)
+
+#: Grades on the hazard list (JGJ 125-2016: C local danger, D whole building).
+HAZARD_GRADES = ("C", "D")
+HAZARD_ZONE_KINDS = ("dangerous_building", "curtain_wall")
+
+_DISTRICT = "(CAST(:district AS text) IS NULL OR b.district = :district)"
+
+COUNT_SQL = f"""
+SELECT count(*) FROM (
+    SELECT 1 FROM layer_buildings b
+    WHERE b.safety_grade = ANY (:grades) AND {_DISTRICT} LIMIT :cap
+) x
+"""
+
+BUILDINGS_SQL = f"""
+SELECT b.id, b.address, b.district, b.structure, b.floors, b.height_m,
+       b.built_year, b.safety_grade, b.appraised_on, b.use,
+       ST_AsGeoJSON(b.geom, 6) AS geometry
+FROM layer_buildings b
+WHERE b.safety_grade = ANY (:grades) AND {_DISTRICT}
+"""
+
+HAZARD_SQL = f"""
+SELECT b.id, b.address, b.district, b.safety_grade, b.appraised_on,
+       ST_XMin(b.geom) AS minx, ST_YMin(b.geom) AS miny,
+       ST_XMax(b.geom) AS maxx, ST_YMax(b.geom) AS maxy,
+       count(*) OVER () AS total
+FROM layer_buildings b
+WHERE b.safety_grade = ANY (:grades) AND {_DISTRICT}
+ORDER BY b.safety_grade DESC, b.appraised_on NULLS FIRST, b.id
+LIMIT :limit
+"""
+
+# A district filter on layers without a district column goes through the
+# district polygons (the district layer's names are the buildings' districts).
+_IN_DISTRICT = """(CAST(:district AS text) IS NULL OR EXISTS (
+    SELECT 1 FROM layer_districts d WHERE d.name = :district
+    AND ST_Intersects(d.geom, x.geom)))"""
+
+WALLS_SQL = f"""
+SELECT x.id, x.building, x.area_m2, x.height_m, x.support_type, x.accepted_on,
+       x.last_checked_on, x.design_life_years, x.extra->>:typhoon_key AS typhoon,
+       ST_AsGeoJSON(ST_PointOnSurface(x.geom), 6) AS geometry,
+       ST_XMin(x.geom) AS minx, ST_YMin(x.geom) AS miny,
+       ST_XMax(x.geom) AS maxx, ST_YMax(x.geom) AS maxy
+FROM layer_curtain_walls x
+WHERE {_IN_DISTRICT}
+"""
+
+ZONES_COUNT_SQL = f"""
+SELECT count(*) FROM (SELECT 1 FROM layer_risk_zones x
+    WHERE x.kind = ANY (:kinds) AND {_IN_DISTRICT} LIMIT :cap) y
+"""
+
+ZONES_SQL = f"""
+SELECT x.id, x.kind, x.level, x.score, x.reasons, x.radius_m, x.building_count,
+       x.sensitive_count, x.subject_layer, x.subject_id,
+       ST_AsGeoJSON(x.geom, 6) AS geometry
+FROM layer_risk_zones x
+WHERE x.kind = ANY (:kinds) AND {_IN_DISTRICT}
+"""
+
+PANEL = _ENV.from_string(
+    """
+<a class="gis-lang" href="{{ other_lang_url }}">{{ t('language') }}</a>
+<h1>{{ t('housing_title') }}</h1>
+<form method="get" id="gis-filter">
+  <div><select name="district">
+    <option value="">{{ t('all_districts') }}</option>
+    {% for d in districts %}<option value="{{ d }}"{% if d == district %} selected{%
+      endif %}>{{ d }}</option>{% endfor %}
+  </select></div>
+  <div>{{ t('grade') }}:
+  {% for g in all_grades %}<label><input type="checkbox" name="grade" value="{{ g }}"
+    {% if g in grades %}checked{% endif %}> {{ g }}</label>{% endfor %}</div>
+  <input type="hidden" name="lang" value="{{ lang }}">
+  <button type="submit">{{ t('filter') }}</button>
+</form>
+<h2>{{ t('hazard_list') }}</h2>
+<div class="gis-note" id="gis-hazard-counts" data-buildings="{{ hazard_total }}"
+  data-walls="{{ overdue_total }}">{{ t('hazard_buildings') }}: {{ hazard_total }} ·
+  {{ t('overdue_walls') }}: {{ overdue_total }}
+  {% if hazard_total > hazards|length %}({{ t('shown_of', shown=hazards|length,
+  total=hazard_total) }}){% endif %}</div>
+<table id="gis-hazards">
+<thead><tr><th>{{ t('kind') }}</th><th>{{ t('grade') }}</th><th>{{ t('address')
+  }}</th></tr></thead>
+<tbody>
+{% for h in hazards %}
+<tr class="gis-row" data-kind="building" data-id="{{ h.id }}"
+    data-layer="buildings" data-value="{{ h.id }}"
+    data-bounds="{{ h.bounds }}" onclick="GIS.zoomTo(this)">
+  <td>{{ t('building') }}</td>
+  <td><span class="gis-badge" style="background:{{ h.color }}">{{ h.safety_grade
+  }}</span></td>
+  <td>{{ h.address or h.id }}{% if h.district %} · {{ h.district }}{% endif %}</td>
+</tr>
+{% endfor %}
+{% for w in walls %}
+<tr class="gis-row" data-kind="curtain_wall" data-id="{{ w.id }}"
+    data-layer="curtain_walls_due" data-value="{{ w.id }}"
+    data-bounds="{{ w.bounds }}" onclick="GIS.zoomTo(this)">
+  <td>{{ t('curtain_wall') }}</td>
+  <td><span class="gis-overdue">{{ t('overdue') }}</span></td>
+  <td>{{ w.building or w.id }} · {{ t('next_check') }} {{ w.next_due }}</td>
+</tr>
+{% endfor %}
+</tbody></table>
+"""
+)
+
+
+def _rows(conn, sql: str, **params) -> list[dict]:
+    return [dict(r) for r in conn.execute(text(sql), params).mappings()]
+
+
+def _jsonable(row: dict) -> dict:
+    return {
+        k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v)
+        for k, v in row.items()
+    }
+
+
+def districts(engine: Engine) -> list[str]:
+    """District names (the district layer, else the buildings' own)."""
+    with engine.connect() as conn:
+        names = conn.execute(text(
+            "SELECT DISTINCT name FROM layer_districts WHERE name IS NOT NULL "
+            "ORDER BY name")).scalars().all()
+        if not names:
+            names = conn.execute(text(
+                "SELECT DISTINCT district FROM layer_buildings "
+                "WHERE district IS NOT NULL ORDER BY district")).scalars().all()
+    return list(names)
+
+
+def check_grades(grades: list[str] | None) -> tuple[str, ...]:
+    """The grades asked for (all when none), refusing unknown ones.
+
+    >>> check_grades(None)
+    ('A', 'B', 'C', 'D')
+    >>> check_grades(["d", "C"])
+    ('C', 'D')
+    """
+    if not grades:
+        return SAFETY_GRADES
+    chosen = {g.strip().upper() for value in grades for g in value.split(",") if g}
+    bad = sorted(chosen - set(SAFETY_GRADES))
+    if bad:
+        raise InvalidParameter(f"grade {', '.join(bad)} is not one of A, B, C, D")
+    return tuple(g for g in SAFETY_GRADES if g in chosen)
+
+
+def wall_schedule(walls: list[dict], today: dt.date, due_within_days: int,
+                  risk: RiskSettings) -> list[dict]:
+    """The walls due within ``due_within_days`` or overdue, with their status."""
+    horizon = today + dt.timedelta(days=due_within_days)
+    out = []
+    for w in walls:
+        status = wall_status(w["support_type"], w["accepted_on"], w["last_checked_on"],
+                             w["design_life_years"], w.get("typhoon"), today, risk)
+        if status.next_due is None or (not status.overdue
+                                       and status.next_due > horizon):
+            continue
+        out.append({**w, "next_due": status.next_due, "overdue": status.overdue,
+                    "overdue_years": status.overdue_years,
+                    "status": "overdue" if status.overdue else "due"})
+    return out
+
+
+def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
+                 district: str | None, grades: list[str] | None,
+                 today: dt.date | None = None,
+                 risk: RiskSettings | None = None) -> str:
+    """The housing officer's HTML page, filtered by district and grades."""
+    datum = settings.datum
+    chosen = check_grades(grades)
+    risk = risk or RiskSettings()
+    today = today or local_today()
+    known = districts(engine)
+    district = district or None
+    if district is not None and district not in known:
+        raise InvalidParameter(f"unknown district {district!r}")
+    hazard_grades = [g for g in HAZARD_GRADES if g in chosen]
+    cap = settings.inline_max_features + 1
+    args = {"district": district}
+    with engine.connect() as conn:
+        n_buildings = conn.execute(text(COUNT_SQL), {**args, "grades": list(chosen),
+                                                     "cap": cap}).scalar_one()
+        inline_buildings = n_buildings <= settings.inline_max_features
+        buildings = (_rows(conn, BUILDINGS_SQL, **args, grades=list(chosen))
+                     if inline_buildings else [])
+        hazards = _rows(conn, HAZARD_SQL, **args, grades=hazard_grades,
+                        limit=settings.list_max_rows)
+        walls = _rows(conn, WALLS_SQL, **args, typhoon_key=risk.wall_typhoon_key)
+        n_zones = conn.execute(text(ZONES_COUNT_SQL), {
+            **args, "kinds": list(HAZARD_ZONE_KINDS), "cap": cap}).scalar_one()
+        inline_zones = n_zones <= settings.inline_max_features
+        zones = (_rows(conn, ZONES_SQL, **args, kinds=list(HAZARD_ZONE_KINDS))
+                 if inline_zones else [])
+        extent = conn.execute(text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+            "coalesce((SELECT ST_Extent(geom) FROM layer_districts "
+            "WHERE CAST(:district AS text) IS NULL OR name = :district), "
+            "(SELECT ST_Extent(geom) FROM layer_buildings)) AS e) x"), args).one()
+    due_walls = wall_schedule(walls, today, settings.wall_due_within_days, risk)
+    overdue = sorted((w for w in due_walls if w["overdue"]),
+                     key=lambda w: (w["next_due"], w["id"]))
+    hazard_total = hazards[0]["total"] if hazards else 0
+
+    bounds = shift_bounds(tuple(extent), datum) if extent[0] is not None else None
+    m = new_map(settings, lang, bounds)
+    zone_spec = get_layer("risk_zones")
+    zone_style = style_options(zone_spec, fillOpacity=0.25)
+    if inline_zones:
+        m.add_child(inline_layer(
+            "hazard_zones",
+            [feature(shift_geojson(z.pop("geometry"), datum), _jsonable(z), z["id"])
+             for z in zones],
+            zone_spec, lang, t("hazard_zones", lang), style=zone_style))
+    else:
+        m.add_child(tiles_layer(zone_spec, settings, lang, style=zone_style,
+                                filter={"kind": list(HAZARD_ZONE_KINDS)}))
+    spec = get_layer("buildings")
+    if inline_buildings:
+        m.add_child(inline_layer(
+            "buildings",
+            [feature(shift_geojson(b.pop("geometry"), datum), _jsonable(b), b["id"])
+             for b in buildings],
+            spec, lang, layer_title(spec, lang)))
+    else:
+        # NOTE: the district / grade filter is applied in the browser to what the
+        # tiles bring (the tile endpoint takes no filter).
+        tile_filter: dict[str, list] = {"safety_grade": list(chosen)}
+        if district:
+            tile_filter["district"] = [district]
+        m.add_child(tiles_layer(spec, settings, lang, filter=tile_filter))
+    wall_spec = get_layer("curtain_walls")
+    m.add_child(inline_layer(
+        "curtain_walls_due",
+        [feature(shift_geojson(w["geometry"], datum),
+                 _jsonable({k: v for k, v in w.items()
+                            if k not in ("geometry", "minx", "miny", "maxx", "maxy",
+                                         "typhoon")}), w["id"])
+         for w in due_walls[: settings.inline_max_features]],
+        wall_spec, lang, t("curtain_walls_due", lang),
+        style={"color": "#00a6ca", "fillColor": "#00a6ca", "weight": 2, "radius": 6,
+               "colorBy": "status",
+               "palette": {"due": "#f0a400", "overdue": "#b30000"}}))
+    zoom_note = ("" if inline_buildings else
+                 t("zoom_hint", lang, zoom=max(spec.min_zoom,
+                                               settings.tile_layer_min_zoom)))
+    m.add_child(Legend(
+        t("legend_grade", lang),
+        [(g, SAFETY_GRADE_COLORS[g]) for g in SAFETY_GRADES]
+        + [(t("curtain_walls_due", lang), "#b30000")],
+        note=zoom_note))
+    folium.LayerControl(collapsed=False).add_to(m)
+
+    for h in hazards:
+        h["bounds"] = json.dumps(shift_bounds(
+            (h["minx"], h["miny"], h["maxx"], h["maxy"]), datum))
+        h["color"] = SAFETY_GRADE_COLORS.get(h["safety_grade"], "#ccc")
+    shown_walls = overdue[: settings.list_max_rows]
+    for w in shown_walls:
+        w["bounds"] = json.dumps(shift_bounds(
+            (w["minx"], w["miny"], w["maxx"], w["maxy"]), datum))
+    other = "zh" if lang == "en" else "en"
+    query = urlencode([*(("grade", g) for g in chosen),
+                       *([("district", district)] if district else [])])
+    panel = PANEL.render(
+        t=lambda key, **kw: t(key, lang, **kw),
+        lang=lang,
+        other_lang_url=f"?{query}&lang={other}" if query else f"?lang={other}",
+        districts=known,
+        district=district,
+        all_grades=SAFETY_GRADES,
+        grades=chosen,
+        hazards=hazards,
+        hazard_total=hazard_total,
+        walls=shown_walls,
+        overdue_total=len(overdue),
+    )
+    log.info("housing page built", extra={
+        "district": district, "grades": chosen, "buildings": n_buildings,
+        "inline": inline_buildings, "hazards": hazard_total,
+        "walls_due": len(due_walls), "walls_overdue": len(overdue)})
+    return render_page(m, settings, t("housing_title", lang), panel, lang)

@@ -1,0 +1,1 @@
+"""Water quality: classification by the standards, relapse prediction, patrols."""

@@ -1,0 +1,127 @@
+"""Tables of the water domain besides its layers.
+
+- ``water_observations``: readings per monitoring station, one row per
+  (station, time, indicator) -- the primary key, so a repeated reading is not
+  counted twice. Queries go by station and time range (the primary-key btree
+  leads with ``station_code, observed_at``); a BRIN index on ``observed_at``
+  serves city-wide time windows at a few kB for ten million rows. Plain table
+  rather than time partitions: see ``bench/bench_water.py`` for the figures
+  behind that choice.
+- ``water_observation_loads``: one row per ingest (source, file, report);
+  each reading keeps the id of the load that brought it (an integer rather
+  than the source text on ten million rows).
+- ``water_patrol_records``: completed river-chief patrols, with what the chief
+  saw (``black_odorous``: the inspection label the relapse model learns from).
+- ``water_models``: registry of trained relapse models (version, file, metrics).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Double,
+    Identity,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from layers import metadata
+
+observations = Table(
+    "water_observations",
+    metadata,
+    Column("station_code", Text, nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("indicator", Text, nullable=False),
+    Column("value", Double, nullable=False),
+    Column("unit", Text, nullable=False),
+    # which load brought the reading (water_observation_loads.id); no foreign
+    # key, so that bulk loads skip a per-row lookup
+    Column("load_id", Integer, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint(
+        "station_code", "observed_at", "indicator", name="pk_water_observations"
+    ),
+    comment="Water-quality readings per station (水质监测数据)",
+)
+Index(
+    "ix_water_observations_observed_at_brin",
+    observations.c.observed_at,
+    postgresql_using="brin",
+)
+
+observation_loads = Table(
+    "water_observation_loads",
+    metadata,
+    Column("id", Integer, Identity(always=False), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column(
+        "loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()
+    ),
+    Column("report", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    comment="One row per observation ingest (provenance of readings)",
+)
+
+patrol_records = Table(
+    "water_patrol_records",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("chief_id", Text, nullable=False),
+    Column("segment_code", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("duration_min", Double, nullable=False),
+    Column("distance_km", Double, nullable=False),
+    Column("black_odorous", Boolean, comment="What the chief saw; NULL = not judged"),
+    Column("problems", Text),
+    Column(
+        "meets_standard",
+        Boolean,
+        nullable=False,
+        comment="Lasted >= 10 min and covered >= 1 km (2021 guidance)",
+    ),
+    Column(
+        "recorded_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+    ),
+    CheckConstraint("duration_min >= 0", name="duration_non_negative"),
+    CheckConstraint("distance_km >= 0", name="distance_non_negative"),
+    comment="Completed river-chief patrols (巡河记录)",
+)
+Index(
+    "ix_water_patrol_records_chief",
+    patrol_records.c.chief_id,
+    patrol_records.c.started_at,
+)
+Index(
+    "ix_water_patrol_records_segment",
+    patrol_records.c.segment_code,
+    patrol_records.c.started_at,
+)
+
+model_registry = Table(
+    "water_models",
+    metadata,
+    Column("version", Text, primary_key=True),
+    Column(
+        "trained_at", DateTime(timezone=True), nullable=False, server_default=func.now()
+    ),
+    Column("path", Text, nullable=False),
+    Column("features", JSONB, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("metrics", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("labelled", Integer, nullable=False),
+    Column("segments", Integer, nullable=False),
+    comment="Trained relapse models (返黑返臭预测模型)",
+)
