@@ -20,7 +20,9 @@ def test_inverse_matches_an_independent_implementation():
 
 def test_round_trip_and_size_of_the_shift_in_guangzhou():
     rng = np.random.default_rng(7)
-    pts = np.column_stack([rng.uniform(113.1, 113.7, 500), rng.uniform(22.6, 23.6, 500)])
+    pts = np.column_stack(
+        [rng.uniform(113.1, 113.7, 500), rng.uniform(22.6, 23.6, 500)]
+    )
     gcj = wgs84_to_gcj02(pts)
     assert np.abs(gcj02_to_wgs84(gcj) - pts).max() < 1e-9
     metres = Geod(ellps="WGS84").inv(pts[:, 0], pts[:, 1], gcj[:, 0], gcj[:, 1])[2]
