@@ -146,7 +146,7 @@ def main() -> None:
             g = report.grid
             print(
                 f"  grid: {g.cells:,} cells, {g.scored:,} scored, {g.hot:,} hot, "
-                f"{g.cold:,} cold, {g.seconds:.1f} s"
+                f"{g.cold:,} cold, {g.seconds:.1f} s {g.phases}"
             )
 
         with engine.begin() as conn:

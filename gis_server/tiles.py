@@ -262,9 +262,12 @@ def geojson_sql(spec: LayerSpec, tile: Tile, settings: TileSettings) -> str:
             f"FROM {_q(spec.table)} p WHERE p.geom_3857 && {_envelope(tile, margin)} "
             f"LIMIT {int(settings.feature_cap)}"
         )
+    # a cluster has no id: the member is left out rather than written as null
     feature = (
-        "json_build_object('type', 'Feature', 'id', r.id, "
-        "'geometry', ST_AsGeoJSON(r.g, 7)::json, 'properties', r.props)"
+        "CASE WHEN r.id IS NULL THEN json_build_object('type', 'Feature', "
+        "'geometry', ST_AsGeoJSON(r.g, 7)::json, 'properties', r.props) "
+        "ELSE json_build_object('type', 'Feature', 'id', r.id, "
+        "'geometry', ST_AsGeoJSON(r.g, 7)::json, 'properties', r.props) END"
     )
     return (
         f"SELECT json_build_object('type', 'FeatureCollection', 'features', "

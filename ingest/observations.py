@@ -25,6 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,6 +427,58 @@ def _readings(
                 yield row, f"{prefix}{col.indicator}\t{v!r}\t{col.unit}", True
 
 
+def _move_chunk(
+    cur, buf: io.StringIO, load_id: int, update: bool, counts: list[int]
+) -> None:
+    """COPY one chunk into staging and merge it into ``water_observations``.
+
+    With ``update`` a key repeated inside the chunk keeps its last reading
+    (DISTINCT ON over COPY order: DO UPDATE may not touch a row twice in one
+    command); a key repeated across chunks is inserted, then updated. Without
+    it, DO NOTHING keeps the first reading of a key, stored or in the file.
+    """
+    buf.seek(0)
+    cur.copy_expert("COPY water_obs_staging FROM STDIN", buf)
+    if update:
+        cur.execute(
+            """
+            WITH moved AS (
+                INSERT INTO water_observations AS o
+                    (station_code, observed_at, indicator, value, unit, load_id)
+                SELECT DISTINCT ON (station_code, observed_at, indicator)
+                       station_code, observed_at, indicator, value, unit, %s
+                FROM water_obs_staging
+                ORDER BY station_code, observed_at, indicator, ctid DESC
+                ON CONFLICT (station_code, observed_at, indicator) DO UPDATE
+                SET value = EXCLUDED.value, unit = EXCLUDED.unit,
+                    load_id = EXCLUDED.load_id
+                WHERE o.value IS DISTINCT FROM EXCLUDED.value
+                RETURNING (xmax = 0) AS inserted
+            )
+            SELECT count(*) FILTER (WHERE inserted),
+                   count(*) FILTER (WHERE NOT inserted)
+            FROM moved
+            """,
+            (load_id,),
+        )
+        ins, upd = cur.fetchone()
+    else:
+        cur.execute(
+            """
+            INSERT INTO water_observations
+                (station_code, observed_at, indicator, value, unit, load_id)
+            SELECT station_code, observed_at, indicator, value, unit, %s
+            FROM water_obs_staging
+            ON CONFLICT (station_code, observed_at, indicator) DO NOTHING
+            """,
+            (load_id,),
+        )
+        ins, upd = cur.rowcount, 0
+    cur.execute("TRUNCATE water_obs_staging")
+    counts[0] += int(ins)
+    counts[1] += int(upd)
+
+
 STAGING_DDL = """
 CREATE TEMP TABLE water_obs_staging (
     station_code text, observed_at timestamptz, indicator text,
@@ -508,73 +561,47 @@ def load_observations(
         )
         load_id = report.load_id = cur.fetchone()[0]
         cur.execute(STAGING_DDL)
+        # chunks move in a worker thread (COPY to staging, then INSERT ... ON
+        # CONFLICT, then empty the staging table) while the next chunk is
+        # parsed: psycopg2 releases the GIL during COPY and statements.
+        counts = [0, 0]
+        mover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="obs-copy")
+        moving = None
         buf = io.StringIO()
         pending = 0
-        for row, out, ok in _readings(header, rows, norm, report):
-            report.read += 1
-            if not ok:
-                report.rejected += 1
-                if len(report.issues) < max_issues:
-                    report.issues.append(Issue(row, None, "rejected", out))
-                continue
-            buf.write(out)
-            buf.write("\n")
-            pending += 1
-            if pending >= chunk_size:
-                buf.seek(0)
-                cur.copy_expert("COPY water_obs_staging FROM STDIN", buf)
+        try:
+            for row, out, ok in _readings(header, rows, norm, report):
+                report.read += 1
+                if not ok:
+                    report.rejected += 1
+                    if len(report.issues) < max_issues:
+                        report.issues.append(Issue(row, None, "rejected", out))
+                    continue
+                buf.write(out)
+                buf.write("\n")
+                pending += 1
+                if pending >= chunk_size:
+                    if moving is not None:
+                        moving.result()
+                    moving = mover.submit(
+                        _move_chunk, cur, buf, load_id, update, counts
+                    )
+                    report.valid += pending
+                    buf, pending = io.StringIO(), 0
+            if moving is not None:
+                moving.result()
+            if pending:
+                _move_chunk(cur, buf, load_id, update, counts)
                 report.valid += pending
-                buf, pending = io.StringIO(), 0
-        if pending:
-            buf.seek(0)
-            cur.copy_expert("COPY water_obs_staging FROM STDIN", buf)
-            report.valid += pending
+        finally:
+            mover.shutdown(wait=True)
         if strict and report.rejected:
             raw.rollback()
             report.seconds = time.perf_counter() - started
             raise StrictIngestFailed(
                 f"{report.rejected} of {report.read} readings rejected; nothing loaded"
             )
-        if update:
-            # DISTINCT ON keeps the last reading of a key repeated inside the
-            # file (ctid order is COPY order in the staging table): DO UPDATE
-            # may not touch a row twice in one command.
-            cur.execute(
-                """
-                WITH moved AS (
-                    INSERT INTO water_observations AS o
-                        (station_code, observed_at, indicator, value, unit, load_id)
-                    SELECT DISTINCT ON (station_code, observed_at, indicator)
-                           station_code, observed_at, indicator, value, unit, %s
-                    FROM water_obs_staging
-                    ORDER BY station_code, observed_at, indicator, ctid DESC
-                    ON CONFLICT (station_code, observed_at, indicator) DO UPDATE
-                    SET value = EXCLUDED.value, unit = EXCLUDED.unit,
-                        load_id = EXCLUDED.load_id
-                    WHERE o.value IS DISTINCT FROM EXCLUDED.value
-                    RETURNING (xmax = 0) AS inserted
-                )
-                SELECT count(*) FILTER (WHERE inserted),
-                       count(*) FILTER (WHERE NOT inserted)
-                FROM moved
-                """,
-                (load_id,),
-            )
-            inserted, updated = cur.fetchone()
-        else:
-            # DO NOTHING also skips keys repeated inside the file (the first
-            # one wins); no sort needed, staging order is usually key order
-            cur.execute(
-                """
-                INSERT INTO water_observations
-                    (station_code, observed_at, indicator, value, unit, load_id)
-                SELECT station_code, observed_at, indicator, value, unit, %s
-                FROM water_obs_staging
-                ON CONFLICT (station_code, observed_at, indicator) DO NOTHING
-                """,
-                (load_id,),
-            )
-            inserted, updated = cur.rowcount, 0
+        inserted, updated = counts
         report.inserted, report.updated = int(inserted), int(updated)
         report.duplicates = report.valid - report.inserted - report.updated
         report.seconds = time.perf_counter() - started

@@ -14,14 +14,14 @@ from layers import LayerSpec, all_layers
 from map_ui.elements import (
     BoxDownloads,
     ImageOverlay,
-    feature,
+    collection_json,
     inline_layer,
     new_map,
     render_page,
     style_options,
     tiles_layer,
 )
-from map_ui.gcj import shift_bounds, shift_geojson
+from map_ui.gcj import shift_bounds
 from map_ui.i18n import Lang, layer_title, t
 from map_ui.settings import MapSettings
 
@@ -29,8 +29,10 @@ log = logging.getLogger("gis_server.maps")
 
 _ENV = Environment(autoescape=True)
 
-#: Layers shown when the page opens; the others are one click away.
-SHOWN = ("districts", "rivers", "risk_grid")
+#: Layers shown when the page opens; the others are one click away. The risk
+#: grid opens as its raster (one image); its cells as vectors (tens of thousands
+#: in a large city, ~2 s to draw) are one click away.
+SHOWN = ("districts", "rivers")
 
 PANEL = _ENV.from_string(
     """
@@ -109,14 +111,15 @@ def analyst_page(engine: Engine, settings: MapSettings, lang: Lang,
         for spec in all_layers():
             n = _capped_count(conn, spec, cap)
             inline = n <= limit
-            rows = []
-            if inline and n:
-                cols = ", ".join(f'"{p.name}"' for p in spec.properties
-                                 if p.type != "json")
-                rows = [dict(r) for r in conn.execute(text(
-                    f'SELECT id, {cols}, ST_AsGeoJSON(geom, 6) AS geometry '
-                    f'FROM "{spec.table}"')).mappings()]
-            layers.append({"spec": spec, "count": n, "inline": inline, "rows": rows})
+            collection = None
+            if inline:
+                cols = "".join(f', "{p.name}"' for p in spec.properties
+                               if p.type != "json")
+                collection = collection_json(
+                    conn, f'SELECT id{cols}, geom FROM "{spec.table}"', {}, datum,
+                    simplify_deg=settings.simplify_deg)
+            layers.append({"spec": spec, "count": n, "inline": inline,
+                           "collection": collection})
     rasters = _rasters(engine)
 
     bounds = shift_bounds(tuple(extent), datum) if extent[0] is not None else None
@@ -126,18 +129,12 @@ def analyst_page(engine: Engine, settings: MapSettings, lang: Lang,
             f"raster:{raster['name']}", f"/maps/rasters/{raster['name']}.png",
             shift_bounds((raster["minx"], raster["miny"], raster["maxx"],
                           raster["maxy"]), datum),
-            name=f"{t('raster', lang)}: {raster['name']}", show=False))
+            name=f"{t('raster', lang)}: {raster['name']}", show=True))
     for entry in layers:
         spec = entry["spec"]
         show = spec.id in SHOWN
         if entry["inline"]:
-            features = [
-                feature(shift_geojson(r.pop("geometry"), datum),
-                        {k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                         for k, v in r.items()}, r["id"])
-                for r in entry["rows"]
-            ]
-            m.add_child(inline_layer(spec.id, features, spec, lang,
+            m.add_child(inline_layer(spec.id, entry["collection"], spec, lang,
                                      layer_title(spec, lang), show=show,
                                      style=_style(spec)))
         else:

@@ -17,6 +17,8 @@ from layers import get_layer
 from layers.catalog import SAFETY_GRADE_COLORS, SAFETY_GRADES
 from map_ui.elements import (
     Legend,
+    collection_json,
+    collection_of,
     feature,
     inline_layer,
     new_map,
@@ -50,8 +52,7 @@ SELECT count(*) FROM (
 
 BUILDINGS_SQL = f"""
 SELECT b.id, b.address, b.district, b.structure, b.floors, b.height_m,
-       b.built_year, b.safety_grade, b.appraised_on, b.use,
-       ST_AsGeoJSON(b.geom, 6) AS geometry
+       b.built_year, b.safety_grade, b.appraised_on, b.use, b.geom
 FROM layer_buildings b
 WHERE b.safety_grade = ANY (:grades) AND {_DISTRICT}
 """
@@ -90,8 +91,7 @@ SELECT count(*) FROM (SELECT 1 FROM layer_risk_zones x
 
 ZONES_SQL = f"""
 SELECT x.id, x.kind, x.level, x.score, x.reasons, x.radius_m, x.building_count,
-       x.sensitive_count, x.subject_layer, x.subject_id,
-       ST_AsGeoJSON(x.geom, 6) AS geometry
+       x.sensitive_count, x.subject_layer, x.subject_id, x.geom
 FROM layer_risk_zones x
 WHERE x.kind = ANY (:kinds) AND {_IN_DISTRICT}
 """
@@ -224,16 +224,20 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
         n_buildings = conn.execute(text(COUNT_SQL), {**args, "grades": list(chosen),
                                                      "cap": cap}).scalar_one()
         inline_buildings = n_buildings <= settings.inline_max_features
-        buildings = (_rows(conn, BUILDINGS_SQL, **args, grades=list(chosen))
-                     if inline_buildings else [])
+        buildings = (collection_json(conn, BUILDINGS_SQL,
+                                     {**args, "grades": list(chosen)}, datum,
+                                     simplify_deg=settings.simplify_deg)
+                     if inline_buildings else None)
         hazards = _rows(conn, HAZARD_SQL, **args, grades=hazard_grades,
                         limit=settings.list_max_rows)
         walls = _rows(conn, WALLS_SQL, **args, typhoon_key=risk.wall_typhoon_key)
         n_zones = conn.execute(text(ZONES_COUNT_SQL), {
             **args, "kinds": list(HAZARD_ZONE_KINDS), "cap": cap}).scalar_one()
         inline_zones = n_zones <= settings.inline_max_features
-        zones = (_rows(conn, ZONES_SQL, **args, kinds=list(HAZARD_ZONE_KINDS))
-                 if inline_zones else [])
+        zones = (collection_json(conn, ZONES_SQL,
+                                 {**args, "kinds": list(HAZARD_ZONE_KINDS)},
+                                 datum, simplify_deg=settings.simplify_deg)
+                 if inline_zones else None)
         extent = conn.execute(text(
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
             "coalesce((SELECT ST_Extent(geom) FROM layer_districts "
@@ -249,21 +253,15 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
     zone_spec = get_layer("risk_zones")
     zone_style = style_options(zone_spec, fillOpacity=0.25)
     if inline_zones:
-        m.add_child(inline_layer(
-            "hazard_zones",
-            [feature(shift_geojson(z.pop("geometry"), datum), _jsonable(z), z["id"])
-             for z in zones],
-            zone_spec, lang, t("hazard_zones", lang), style=zone_style))
+        m.add_child(inline_layer("hazard_zones", zones, zone_spec, lang,
+                                 t("hazard_zones", lang), style=zone_style))
     else:
         m.add_child(tiles_layer(zone_spec, settings, lang, style=zone_style,
                                 filter={"kind": list(HAZARD_ZONE_KINDS)}))
     spec = get_layer("buildings")
     if inline_buildings:
-        m.add_child(inline_layer(
-            "buildings",
-            [feature(shift_geojson(b.pop("geometry"), datum), _jsonable(b), b["id"])
-             for b in buildings],
-            spec, lang, layer_title(spec, lang)))
+        m.add_child(inline_layer("buildings", buildings, spec, lang,
+                                 layer_title(spec, lang)))
     else:
         # NOTE: the district / grade filter is applied in the browser to what the
         # tiles bring (the tile endpoint takes no filter).
@@ -274,11 +272,11 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
     wall_spec = get_layer("curtain_walls")
     m.add_child(inline_layer(
         "curtain_walls_due",
-        [feature(shift_geojson(w["geometry"], datum),
+        collection_of([feature(shift_geojson(w["geometry"], datum),
                  _jsonable({k: v for k, v in w.items()
                             if k not in ("geometry", "minx", "miny", "maxx", "maxy",
                                          "typhoon")}), w["id"])
-         for w in due_walls[: settings.inline_max_features]],
+         for w in due_walls[: settings.inline_max_features]]),
         wall_spec, lang, t("curtain_walls_due", lang),
         style={"color": "#00a6ca", "fillColor": "#00a6ca", "weight": 2, "radius": 6,
                "colorBy": "status",

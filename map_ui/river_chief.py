@@ -18,6 +18,8 @@ from layers.water import WARNING_COLORS, WARNING_LEVELS
 from map_ui.charts import sparkline
 from map_ui.elements import (
     Legend,
+    collection_json,
+    collection_of,
     feature,
     inline_layer,
     new_map,
@@ -35,7 +37,7 @@ _ENV = Environment(autoescape=True)
 SEGMENTS_SQL = """
 SELECT DISTINCT ON (r.id) r.id, r.code, r.name, r.river_name, r.length_m,
        r.remediated, coalesce(w.level, 'none') AS level, w.probability, w.grade,
-       w.gb3838_class, ST_AsGeoJSON(r.geom, 6) AS geometry
+       w.gb3838_class, r.geom
 FROM layer_rivers r
 LEFT JOIN layer_water_quality_warnings w ON w.segment_code = r.code
 WHERE r.chief_id = :chief
@@ -74,7 +76,7 @@ ORDER BY o.station_code, o.indicator, o.observed_at
 # are ~1/102,000; 1/90,000 leaves a margin up to ~35 degrees north.
 _NEAR = """
 WITH u AS (SELECT ST_Union(geom) AS g FROM layer_rivers WHERE chief_id = :chief)
-SELECT {columns}, ST_AsGeoJSON(x.geom, 6) AS geometry
+SELECT {columns}, x.geom
 FROM {table} x, u
 WHERE x.geom && ST_Expand(u.g, :d / 90000.0)
   AND ST_DWithin(x.geom::geography, u.g::geography, :d)
@@ -88,12 +90,12 @@ ZONES_SQL = _NEAR.format(
     where="",
 )
 SITES_SQL = _NEAR.format(
-    columns="x.id, x.project, x.contractor, x.status",
+    columns="x.id, x.project, x.contractor, x.status, 'construction_sites' AS layer",
     table="layer_construction_sites",
     where="",
 )
 PLANTS_SQL = _NEAR.format(
-    columns="x.id, x.enterprise, x.capacity_m3_per_year",
+    columns="x.id, x.enterprise, x.capacity_m3_per_year, 'plants' AS layer",
     table="layer_plants",
     where="",
 )
@@ -193,45 +195,39 @@ def river_chief_page(engine: Engine, settings: MapSettings, chief: str,
                      lang: Lang) -> str:
     """The HTML page of river chief ``chief``; raises NotFound for no segments."""
     datum = settings.datum
+    near = {"chief": chief, "d": settings.nearby_m}
     with engine.connect() as conn:
-        segments = _rows(conn, SEGMENTS_SQL, chief=chief)
-        if not segments:
+        extent = conn.execute(
+            text("SELECT n, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                 "FROM (SELECT count(*) AS n, ST_Extent(geom) AS e FROM layer_rivers "
+                 "WHERE chief_id = :c) x"), {"c": chief}).one()
+        if extent[1] is None:
             raise NotFound(f"no river segments are assigned to chief {chief!r}")
-        codes = [s["code"] for s in segments if s["code"]]
-        stations = _rows(conn, STATIONS_SQL, codes=codes)
+        codes = conn.execute(text(
+            "SELECT code FROM layer_rivers WHERE chief_id = :c AND code IS NOT NULL"),
+            {"c": chief}).scalars().all()
+        segments = collection_json(conn, SEGMENTS_SQL, {"chief": chief}, datum,
+                                   simplify_deg=settings.simplify_deg)
+        stations = _rows(conn, STATIONS_SQL, codes=list(codes))
         station_codes = [s["code"] for s in stations]
         latest = _rows(conn, LATEST_SQL, stations=station_codes)
         trend_rows = _rows(conn, TREND_SQL, stations=station_codes,
                            indicators=list(settings.trend_indicators),
                            days=settings.trend_days)
-        zones = _rows(conn, ZONES_SQL, chief=chief, d=settings.nearby_m)
-        sites = _rows(conn, SITES_SQL, chief=chief, d=settings.nearby_m)
-        plants = _rows(conn, PLANTS_SQL, chief=chief, d=settings.nearby_m)
+        zones = collection_json(conn, ZONES_SQL, near, datum,
+                                simplify_deg=settings.simplify_deg)
+        sources = _sources(conn, near, datum, settings.simplify_deg)
         tasks = _rows(conn, TASKS_SQL, chief=chief)
-        extent = conn.execute(
-            text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                 "(SELECT ST_Extent(geom) AS e FROM layer_rivers "
-                 "WHERE chief_id = :c) x"), {"c": chief}).one()
+    n_segments = extent[0]
 
-    m = new_map(settings, lang, shift_bounds(tuple(extent), datum))
+    m = new_map(settings, lang, shift_bounds(tuple(extent[1:]), datum))
 
     # zones first so that segments and stations stay clickable above them
     zone_spec = get_layer("risk_zones")
     m.add_child(inline_layer(
-        "risk_zones",
-        [feature(shift_geojson(z.pop("geometry"), datum), z, z["id"]) for z in zones],
-        zone_spec, lang, t("risk_zones", lang),
+        "risk_zones", zones, zone_spec, lang, t("risk_zones", lang),
         style=style_options(zone_spec, fillOpacity=0.25),
     ))
-    sources = [
-        feature(shift_geojson(s.pop("geometry"), datum),
-                {**s, "_layer": "construction_sites"}, f"site-{s['id']}")
-        for s in sites
-    ] + [
-        feature(shift_geojson(p.pop("geometry"), datum),
-                {**p, "_layer": "plants"}, f"plant-{p['id']}")
-        for p in plants
-    ]
     titles = {**_titles("construction_sites", lang), **_titles("plants", lang)}
     m.add_child(inline_layer(
         "pollution_sources", sources, None, lang, t("pollution_sources", lang),
@@ -241,13 +237,8 @@ def river_chief_page(engine: Engine, settings: MapSettings, chief: str,
     ))
 
     seg_spec = get_layer("rivers")
-    for s in segments:
-        s["level_name"] = level_name(s["level"], lang)
     m.add_child(inline_layer(
-        "segments",
-        [feature(shift_geojson(s.pop("geometry"), datum), _jsonable(s), s["id"])
-         for s in segments],
-        seg_spec, lang, t("segments", lang),
+        "segments", segments, seg_spec, lang, t("segments", lang),
         style={"color": WARNING_COLORS["none"], "weight": 5, "colorBy": "level",
                "palette": WARNING_COLORS, "radius": 5},
         titles={**_titles("rivers", lang), **_titles("water_quality_warnings", lang)},
@@ -266,7 +257,8 @@ def river_chief_page(engine: Engine, settings: MapSettings, chief: str,
         station_features.append(feature(
             shift_geojson(s.pop("geometry"), datum), {**s, "_popup": popup}, s["id"]))
     m.add_child(inline_layer(
-        "stations", station_features, get_layer("monitoring_stations"), lang,
+        "stations", collection_of(station_features), get_layer("monitoring_stations"),
+        lang,
         t("stations", lang),
     ))
 
@@ -287,15 +279,28 @@ def river_chief_page(engine: Engine, settings: MapSettings, chief: str,
         t=lambda key, **kw: t(key, lang, **kw),
         chief=chief,
         other_lang="zh" if lang == "en" else "en",
-        segment_count=len(segments),
+        segment_count=n_segments,
         station_count=len(stations),
         tasks=tasks,
     )
     log.info("river chief page built", extra={
-        "chief": chief, "segments": len(segments), "stations": len(stations),
-        "zones": len(zones), "sources": len(sources), "tasks": len(tasks)})
+        "chief": chief, "segments": n_segments, "stations": len(stations),
+        "tasks": len(tasks)})
     return render_page(m, settings, f"{t('river_chief_title', lang)} · {chief}",
                        panel, lang)
+
+
+def _sources(conn, near: dict, datum: str, simplify_deg: float) -> str:
+    """Construction sites and concrete plants near the segments, one collection."""
+    sites = json.loads(collection_json(conn, SITES_SQL, near, datum,
+                                       simplify_deg=simplify_deg))
+    plants = json.loads(collection_json(conn, PLANTS_SQL, near, datum,
+                                        simplify_deg=simplify_deg))
+    for f in sites["features"]:
+        f["id"] = f"site-{f['id']}"
+    for f in plants["features"]:
+        f["id"] = f"plant-{f['id']}"
+    return collection_of(sites["features"] + plants["features"])
 
 
 def _titles(layer_id: str, lang: Lang) -> dict[str, str]:

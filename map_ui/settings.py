@@ -67,6 +67,12 @@ class MapSettings(BaseSettings):
         description="[D] The analyst page embeds layers up to this size (it holds "
         "every layer, most of them hidden at first); larger ones come from tiles.",
     )
+    inline_simplify_m: float = Field(
+        default=1.0,
+        ge=0,
+        description="[D] Embedded lines and polygons are simplified by this much "
+        "(hazard-zone circles shrink ~3x; invisible up to zoom 18).",
+    )
     list_max_rows: int = Field(
         default=500,
         ge=1,
@@ -93,10 +99,10 @@ class MapSettings(BaseSettings):
         "days count as due (overdue ones always show).",
     )
     tile_layer_min_zoom: int = Field(
-        default=12,
+        default=8,
         ge=0,
         description="Lowest zoom a tiled layer is drawn at, whatever its own range "
-        "(1,000,000 buildings at zoom 10 are no use on a screen).",
+        "(each layer's own `min_zoom` applies too: buildings from 12).",
     )
 
     def basemap_config(self) -> dict[str, str] | None:
@@ -112,6 +118,11 @@ class MapSettings(BaseSettings):
             "datum": self.basemap_datum or "wgs84",
             "attribution": self.basemap_attribution,
         }
+
+    @property
+    def simplify_deg(self) -> float:
+        """``inline_simplify_m`` in degrees (of latitude; ~1.1x in longitude)."""
+        return self.inline_simplify_m / 111_320.0
 
     @property
     def datum(self) -> str:

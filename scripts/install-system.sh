@@ -23,7 +23,7 @@ if [ -n "$major" ] && [ ! -f "/usr/share/postgresql/$major/extension/postgis.con
 fi
 command -v ogr2ogr >/dev/null 2>&1 || missing+=(gdal-bin)
 "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
-if [ "${GIS_INSTALL_BROWSER:-0}" = 1 ]; then
+if [ "${GIS_INSTALL_BROWSER:-1}" = 1 ]; then  # chromium: map page tests
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi
 

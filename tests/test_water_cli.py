@@ -92,7 +92,7 @@ def test_ingest_observations_command(cli_env, tmp_path):
     assert "not a number" in report.read_text(encoding="utf-8")
 
 
-def test_train_without_labels_fails_cleanly(cli_env):
+def test_train_without_labels_fails_cleanly(cli_env, river):
     res = runner.invoke(predict_app, ["train", "--now", "2026-05-10T09:00"])
     assert res.exit_code == 1
     assert "inspected segments" in res.output

@@ -155,3 +155,27 @@ def test_each_load_is_recorded_with_its_report(engine, clean, tmp_path):
         ).scalar()
     assert source == "lab-A" and load_id == report.load_id
     assert rep["inserted"] == 1 and rep["rejected"] == 1
+
+
+@pytest.mark.parametrize("update", [False, True])
+def test_small_chunks_give_the_same_counts(engine, clean, tmp_path, update):
+    path = tmp_path / "chunks.csv"
+    lines = ["station,time,indicator,value"]
+    for day in range(1, 8):
+        lines.append(f"T5,2026-05-0{day}T09:00,do,{day}")
+    lines.append("T5,2026-05-01T09:00,do,9")  # repeats day 1 in a later chunk
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = load_observations(
+        engine, path, check_stations=False, chunk_size=3, update=update
+    )
+    assert report.valid == 8
+    assert report.inserted == 7
+    assert report.inserted + report.updated + report.duplicates == 8
+    with engine.connect() as conn:
+        first = conn.execute(
+            text(
+                "SELECT value FROM water_observations WHERE station_code = 'T5' "
+                "ORDER BY observed_at LIMIT 1"
+            )
+        ).scalar()
+    assert first == (9.0 if update else 1.0)

@@ -95,14 +95,12 @@ def _link(href: str, rel: str, type_: str | None = None, title: str | None = Non
 
 
 def _url(base: str, request: Request, **changes: Any) -> str:
-    """The request URL under ``base`` with some query parameters changed."""
-    params = dict(request.query_params.multi_items())
-    for key, value in changes.items():
-        key = key.replace("_", "-") if key != "f" else key
-        if value is None:
-            params.pop(key, None)
-        else:
-            params[key] = str(value)
+    """The request URL under ``base`` with some query parameters replaced.
+
+    Repeated parameters (``?floors=2&floors=3``) are kept as they came.
+    """
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
+    params += [(k, str(v)) for k, v in changes.items() if v is not None]
     query = urlencode(params)
     return f"{base}{request.url.path}" + (f"?{query}" if query else "")
 

@@ -141,17 +141,18 @@ class TileService:
 
     async def tile(
         self, spec: LayerSpec, tile: tiles.Tile, fmt: str, tag: str
-    ) -> CachedTile:
-        """A tile from the cache, or rendered once however many ask at once."""
+    ) -> tuple[CachedTile, bool]:
+        """A tile and whether it came from the cache; rendered once however
+        many ask for it at the same time."""
         if not self.cache.enabled:
-            return await run_in_threadpool(self.render, spec, tile, fmt)
+            return await run_in_threadpool(self.render, spec, tile, fmt), False
         key = (spec.id, tag, fmt, tile.z, tile.x, tile.y)
         entry = self.cache.get(key)
         if entry is not None:
-            return entry
+            return entry, True
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            return await asyncio.shield(pending), False
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -164,7 +165,7 @@ class TileService:
             self._inflight.pop(key, None)
         future.set_result(entry)
         self.cache.put(key, entry)
-        return entry
+        return entry, False
 
 
 def tile_engine(db: DatabaseSettings) -> Engine:
@@ -268,12 +269,14 @@ def _reply(
     entry: CachedTile | None,
     fmt: str,
     accepts_gzip: bool,
+    hit: bool,
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of a tile answer (``entry`` None: a 304)."""
     headers = {
         "etag": etag,
         "cache-control": service.settings.cache_control,
         "vary": "Accept-Encoding",
+        "x-tile-cache": "hit" if hit else "miss",
     }
     if entry is None:
         return 304, headers, b""
@@ -303,11 +306,12 @@ async def _tile_response(
     tiles.check_tile(spec, tile, service.settings)
     tag = await service.version_tag(spec.id)
     etag = _etag(service, spec.id, tag, fmt, tile)
-    if _etag_matches(request.headers.get("if-none-match"), etag):
-        entry = None
-    else:
-        entry = await service.tile(spec, tile, fmt, tag)
-    status, headers, body = _reply(service, etag, entry, fmt, _accepts_gzip(request))
+    entry, hit = None, False
+    if not _etag_matches(request.headers.get("if-none-match"), etag):
+        entry, hit = await service.tile(spec, tile, fmt, tag)
+    status, headers, body = _reply(
+        service, etag, entry, fmt, _accepts_gzip(request), hit
+    )
     return Response(body, status_code=status, headers=headers)
 
 
@@ -392,7 +396,7 @@ class TileCacheMiddleware:
             return None  # a 304 for an uncached tile is left to the checked route
         if _etag_matches(inm, etag):
             entry = None
-        return _reply(service, etag, entry, fmt, bool(gzip_ok))
+        return _reply(service, etag, entry, fmt, bool(gzip_ok), True)
 
     @staticmethod
     def _log(scope: Scope, status: int, start: float) -> None:

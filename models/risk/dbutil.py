@@ -11,6 +11,8 @@ from typing import Any
 def _cell(value: Any) -> str:
     if value is None:
         return "\\N"
+    if type(value) in (int, float):
+        return str(value)
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, (dict, list, tuple)):

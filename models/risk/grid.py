@@ -24,7 +24,8 @@ import datetime as dt
 import logging
 import math
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -117,15 +118,21 @@ class GridResult:
     raster: Path | None
     shape: tuple[int, int]
     seconds: float = 0.0
+    #: seconds per step (snapshot, scores, study_area, numpy, write, raster)
+    phases: dict = field(default_factory=dict)
 
 
-def normalise(values: np.ndarray, quantile: float) -> np.ndarray:
+def normalise(values: np.ndarray, quantile: float,
+              mask: np.ndarray | None = None) -> np.ndarray:
     """Values divided by the ``quantile`` of the non-zero ones, capped at 1.
+
+    Only cells in ``mask`` (the study area) set the reference quantile.
 
     >>> normalise(np.array([0.0, 1.0, 2.0, 4.0]), 1.0).tolist()
     [0.0, 0.25, 0.5, 1.0]
     """
-    nz = values[values > 0]
+    inside = values if mask is None else values[mask]
+    nz = inside[inside > 0]
     if nz.size == 0:
         return np.zeros_like(values, dtype=np.float64)
     ref = float(np.quantile(nz, quantile))
@@ -133,39 +140,66 @@ def normalise(values: np.ndarray, quantile: float) -> np.ndarray:
 
 
 def _grid_snapshot(cur) -> int:
-    cur.execute("LOCK TABLE risk_grid_dirty IN SHARE MODE")
+    # zones (and so this queue) are written only by risk runs, which hold the
+    # advisory lock of models.risk.service: no writer can be in flight here
     cur.execute("SELECT coalesce(max(id), 0) FROM risk_grid_dirty")
     return cur.fetchone()[0]
 
 
-def _scores_full(cur, params: dict, workers: int) -> list[tuple]:
-    # let PostgreSQL spread the zones over parallel workers
-    cur.execute(f"SET LOCAL max_parallel_workers_per_gather = {int(workers)}")
-    cur.execute("SET LOCAL parallel_setup_cost = 10")
-    cur.execute("SET LOCAL parallel_tuple_cost = 0.001")
-    cur.execute("SET LOCAL min_parallel_table_scan_size = 0")
-    cur.execute(CELL_SCORES_SQL.format(zone_filter="", cell_filter=""), params)
-    return cur.fetchall()
+def _scores_full(engine: Engine, params: dict, workers: int) -> list[tuple]:
+    """Every zone's share of every cell, the zones split over ``workers``
+    connections (PostgreSQL would parallelise only the scan, not the cutting).
+    """
+    def part(k: int) -> list[tuple]:
+        conn = raw_connection(engine)
+        try:
+            with conn.cursor() as cur:
+                where = f"AND id %% {workers} = {k}" if workers > 1 else ""
+                cur.execute(CELL_SCORES_SQL.format(zone_filter=where, cell_filter=""),
+                            params)
+                rows = cur.fetchall()
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
+    if workers == 1:
+        return part(0)
+    merged: dict[tuple, float] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for rows in pool.map(part, range(workers)):
+            for kind, i, j, value in rows:
+                merged[(kind, i, j)] = merged.get((kind, i, j), 0.0) + value
+    return [(kind, i, j, value) for (kind, i, j), value in merged.items()]
 
 
-def _scores_incremental(cur, params: dict) -> list[tuple]:
+#: What a stored cell holds, in the order compared with a recomputed one.
+CELL_VALUES = ("building_score", "curtain_wall_score", "river_score", "composite",
+               "gi_z", "gi_p", "hotspot")
+
+
+def _stored_cells(cur) -> dict[str, tuple]:
+    cur.execute(f"SELECT source_id, {', '.join(CELL_VALUES)} FROM layer_risk_grid "
+                "WHERE source = 'risk_grid'")
+    return {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+
+
+def _scores_incremental(cur, params: dict, stored: dict[str, tuple]) -> list[tuple]:
     """Stored kind scores, with the cells under changed zones recomputed."""
     cur.execute(AFFECTED_CELLS_SQL, params)
     cur.execute("SELECT i, j FROM risk_cells_aff")
-    affected = {(int(i), int(j)) for i, j in cur.fetchall()}
+    affected = {f"{i}_{j}" for i, j in cur.fetchall()}
     cur.execute(CELL_SCORES_SQL.format(
         zone_filter="AND id IN (SELECT z2.id FROM risk_cells_aff a "
                     "JOIN layer_risk_zones z2 ON z2.geom && a.env)",
         cell_filter="AND EXISTS (SELECT 1 FROM risk_cells_aff a "
                     "WHERE a.i = g.i AND a.j = g.j)"), params)
     scored = cur.fetchall()
-    cur.execute("SELECT cell_id, building_score, curtain_wall_score, river_score "
-                "FROM layer_risk_grid")
-    for cell_id, *values in cur.fetchall():
-        i, j = (int(v) for v in cell_id.split("_"))
-        if (i, j) in affected:
+    for cell_id, values in stored.items():
+        if cell_id in affected:
             continue
-        for kind, value in zip(KIND_COLUMN, values, strict=True):
+        i, j = (int(v) for v in cell_id.split("_"))
+        for kind, value in zip(KIND_COLUMN, values[:3], strict=True):
             if value:
                 scored.append((kind, i, j, value))
     return scored
@@ -178,9 +212,15 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
     With ``incremental`` only cells under zones changed since the last run
     (``risk_grid_dirty``, filled by a trigger on the zones) are re-measured;
     the others keep their stored kind scores. Normalisation, composite and
-    Gi* are always recomputed over the whole grid (they are global).
+    Gi* are always recomputed over the whole grid (they are global); only
+    cells whose values changed are written.
     """
     start = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        phases[name] = round(time.perf_counter() - start - sum(phases.values()), 3)
+
     cell = float(settings.grid_cell_m)
     params = {"srid": settings.metric_srid, "cell": cell}
     conn = raw_connection(engine)
@@ -188,21 +228,29 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
         with conn.cursor() as cur:
             params["snap"] = _grid_snapshot(cur)
             conn.commit()
+            lap("snapshot")
             cur.execute("SELECT cell_size_m FROM layer_risk_grid LIMIT 1")
             row = cur.fetchone()
             if row is not None and row[0] != cell:   # new cell size: start over
                 cur.execute("DELETE FROM layer_risk_grid")
                 row = None
+            stored = _stored_cells(cur)
             incremental = incremental and row is not None
             if incremental:
-                scored = _scores_incremental(cur, params)
+                scored = _scores_incremental(cur, params, stored)
             else:
-                scored = _scores_full(cur, params, settings.workers)
+                conn.commit()
+                scored = _scores_full(engine, params, settings.workers)
+            lap("scores")
             cur.execute(STUDY_AREA_SQL, params)
             districts = [shapely.from_wkb(bytes(r[0])) for r in cur.fetchall()]
         conn.commit()
     finally:
         conn.close()
+    lap("study_area")
+    log.debug("grid cell scores measured", extra={
+        "incremental": incremental, "cells": len(scored),
+        "seconds": round(time.perf_counter() - start, 3)})
     # scores are kept to 6 decimals; cells a zone only grazes (touching along
     # an edge, or a sliver of rounding noise) score 0 and do not count
     scored = [(k, i, j, round(v, 6)) for k, i, j, v in scored if round(v, 6) > 0]
@@ -228,12 +276,9 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
     i1, j1 = max(b[2] for b in bounds), max(b[3] for b in bounds)
     shape = (j1 - j0 + 1, i1 - i0 + 1)          # rows from north: row = j1 - j
 
-    def rc(i: int, j: int) -> tuple[int, int]:
-        return j1 - j, i - i0
-
     layers = {k: np.zeros(shape) for k in KIND_COLUMN}
     for kind, i, j, value in scored:
-        layers[kind][rc(i, j)] += value
+        layers[kind][j1 - j, i - i0] += value
     if districts:
         from rasterio.features import geometry_mask
         from rasterio.transform import from_origin
@@ -249,24 +294,31 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
                "river_pressure": settings.weight_river}
     composite = np.zeros(shape)
     for kind, arr in layers.items():
-        composite += weights[kind] * normalise(arr, settings.normalise_quantile)
+        composite += weights[kind] * normalise(arr, settings.normalise_quantile,
+                                               mask)
     z, p = gi_star(composite, mask)
     klass = classify(z, p, settings.hotspot_alpha, settings.hotspot_fdr)
 
     any_score = sum(arr for arr in layers.values()) > 0
     keep = mask & (any_score | (composite > 0) | (klass != "not_significant"))
     rows_idx, cols_idx = np.nonzero(keep)
-    records = []
-    for r, c in zip(rows_idx.tolist(), cols_idx.tolist(), strict=True):
-        i, j = c + i0, j1 - r
-        records.append((
-            f"{i}_{j}", i, j,
-            round(float(layers["dangerous_building"][r, c]), 6),
-            round(float(layers["curtain_wall"][r, c]), 6),
-            round(float(layers["river_pressure"][r, c]), 6),
-            round(float(composite[r, c]), 6),
-            round(float(z[r, c]), 3), round(float(p[r, c]), 5), str(klass[r, c]),
-        ))
+    ii = (cols_idx + i0).tolist()
+    jj = (j1 - rows_idx).tolist()
+    columns = [
+        *(np.round(layers[k][keep], 6).tolist() for k in KIND_COLUMN),
+        np.round(composite[keep], 6).tolist(),
+        np.round(z[keep], 3).tolist(),
+        np.round(p[keep], 5).tolist(),
+        klass[keep].tolist(),
+    ]
+    records, kept = [], set()
+    for n, values in enumerate(zip(*columns, strict=True)):
+        cell_id = f"{ii[n]}_{jj[n]}"
+        kept.add(cell_id)
+        if stored.get(cell_id) != values:
+            records.append((cell_id, ii[n], jj[n], *values))
+    gone = [cell_id for cell_id in stored if cell_id not in kept]
+    lap("numpy")
     conn = raw_connection(engine)
     try:
         with conn.cursor() as cur:
@@ -283,8 +335,8 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
             written = cur.rowcount
             cur.execute(INSERT_SQL, params)
             written += cur.rowcount
-            cur.execute("DELETE FROM layer_risk_grid g WHERE NOT EXISTS "
-                        "(SELECT 1 FROM risk_cells t WHERE t.cell_id = g.source_id)")
+            cur.execute("DELETE FROM layer_risk_grid WHERE source = 'risk_grid' "
+                        "AND source_id = ANY (%s)", (gone,))
             deleted = cur.rowcount
             cur.execute("DELETE FROM risk_grid_dirty WHERE id <= %(snap)s", params)
         conn.commit()
@@ -294,17 +346,20 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
     finally:
         conn.close()
 
+    lap("write")
     raster = None
     if write_raster:
         raster = write_geotiff(settings.raster_path, composite, mask,
                                origin=(i0 * cell, (j1 + 1) * cell), cell=cell,
                                srid=settings.metric_srid)
         _register(engine, settings, raster)
-    return GridResult(cells=int(mask.sum()), scored=int((composite > 0).sum()),
+    lap("raster")
+    return GridResult(cells=int(mask.sum()),
+                      scored=int((mask & (composite > 0)).sum()),
                       hot=int((klass == "hot").sum()),
                       cold=int((klass == "cold").sum()),
                       written=written, deleted=deleted, raster=raster, shape=shape,
-                      seconds=round(time.perf_counter() - start, 3))
+                      seconds=round(time.perf_counter() - start, 3), phases=phases)
 
 
 NODATA = -9999.0

@@ -260,10 +260,10 @@ class RiskSettings(BaseSettings):
     def params(self, kind: str) -> dict:
         """The settings that shape zones of ``kind`` (stored with each zone)."""
         prefix = {
-            "dangerous_building": ("building", "d_", "c_", "floor", "default_b",
-                                   "sensitive", "exposure"),
-            "curtain_wall": ("wall", "exposure", "sensitive"),
-            "river_pressure": ("river",),
+            "dangerous_building": ("metric", "building", "d_", "c_", "floor",
+                                   "default_b", "sensitive", "exposure"),
+            "curtain_wall": ("metric", "wall", "exposure", "sensitive"),
+            "river_pressure": ("metric", "river"),
         }[kind]
         data = self.model_dump(mode="json")
         return {k: v for k, v in data.items() if k.startswith(prefix)}

@@ -13,10 +13,9 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from gis_server.errors import NotFound
-
 from models.water import model as relapse
 from models.water import patrols as pt
-from models.water.features import SegmentState, segment_state
+from models.water.features import FEATURES, SegmentState, segment_state
 from models.water.network import Network, network_from_database
 from models.water.settings import WaterSettings
 from models.water.simulate import Readings, SimulatedCity
@@ -43,44 +42,65 @@ GB_NAMES = ("I", "II", "III", "IV", "V", "劣V")
 def read_readings(
     engine: Engine, net: Network, now: dt.datetime, lookback_days: int
 ) -> Readings:
-    """Samples of the network's stations in the look-back window, in wide form."""
+    """Samples of the network's stations in the look-back window, in wide form.
+
+    The database pivots readings to one row per (station, time) and streams
+    them as binary COPY of fixed-width float8 fields (missing = NaN), which
+    numpy reads without a Python loop.
+    """
     start = now - dt.timedelta(days=lookback_days)
     cols = ", ".join(
-        f"max(value) FILTER (WHERE indicator = '{k}')" for k in PIVOT_INDICATORS
+        f"coalesce(max(o.value) FILTER (WHERE o.indicator = '{k}'), 'NaN')"
+        for k in PIVOT_INDICATORS
     )
     sql = (
-        f"COPY (SELECT station_code, extract(epoch FROM observed_at), {cols} "
-        "FROM water_observations WHERE observed_at >= %s AND observed_at < %s "
-        "GROUP BY station_code, observed_at) TO STDOUT"
+        "COPY (SELECT s.idx::float8, extract(epoch FROM o.observed_at)::float8, "
+        f"{cols} FROM water_observations o "
+        "JOIN unnest(%s::text[]) WITH ORDINALITY AS s(code, idx) "
+        "ON s.code = o.station_code "
+        "WHERE o.observed_at >= %s AND o.observed_at < %s "
+        "GROUP BY s.idx, o.observed_at) TO STDOUT WITH (FORMAT binary)"
     )
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
-        buf = io.StringIO()
-        cur.copy_expert(cur.mogrify(sql, (start, now)).decode(), buf)
+        buf = io.BytesIO()
+        query = cur.mogrify(sql, (list(net.station_codes), start, now)).decode()
+        cur.copy_expert(query, buf)
     finally:
         raw.close()
-    lines = buf.getvalue().splitlines()
-    index = {c: i for i, c in enumerate(net.station_codes)}
-    station, secs, vals = [], [], [[] for _ in PIVOT_INDICATORS]
-    for line in lines:
-        parts = line.split("\t")
-        i = index.get(parts[0])
-        if i is None:
-            continue
-        station.append(i)
-        secs.append(float(parts[1]))
-        for k, v in enumerate(parts[2:]):
-            vals[k].append(np.nan if v == r"\N" else float(v))
+    table = _binary_copy_floats(buf.getvalue(), 2 + len(PIVOT_INDICATORS))
     t0 = start.timestamp()
     return Readings(
-        station=np.asarray(station, dtype=np.int64),
-        day=(np.asarray(secs, dtype=float) - t0) / 86400,
-        values={
-            k: np.asarray(v, dtype=float)
-            for k, v in zip(PIVOT_INDICATORS, vals, strict=True)
-        },
+        station=table[:, 0].astype(np.int64) - 1,  # ordinality is 1-based
+        day=(table[:, 1] - t0) / 86400,
+        values={k: table[:, 2 + j] for j, k in enumerate(PIVOT_INDICATORS)},
         start=start,
+    )
+
+
+def _binary_copy_floats(data: bytes, fields: int) -> np.ndarray:
+    """Rows of a binary COPY whose fields are all non-null float8, as an array.
+
+    Layout (PostgreSQL docs, COPY binary format): 11-byte signature, int32
+    flags, int32 extension length (+ extension); per row int16 field count and
+    per field int32 length + 8 bytes; an int16 -1 trailer.
+    """
+    ext = int.from_bytes(data[15:19], "big")
+    body = memoryview(data)[19 + ext : len(data) - 2]
+    row = np.dtype(
+        [("n", ">i2")]
+        + [item for i in range(fields) for item in ((f"l{i}", ">i4"), (f"v{i}", ">f8"))]
+    )
+    if len(body) % row.itemsize:
+        raise ValueError("unexpected binary COPY layout")
+    rec = np.frombuffer(body, dtype=row)
+    if len(rec) and (np.any(rec["n"] != fields) or np.any(rec["l0"] != 8)):
+        raise ValueError("unexpected binary COPY layout")
+    return (
+        np.column_stack([rec[f"v{i}"].astype(float) for i in range(fields)])
+        if len(rec)
+        else np.zeros((0, fields))
     )
 
 
@@ -138,11 +158,11 @@ def labels_from_patrols(
             text("""
             SELECT DISTINCT ON (segment_code) segment_code, black_odorous
             FROM water_patrol_records
-            WHERE black_odorous IS NOT NULL AND started_at >= :a AND started_at < :b
+            WHERE black_odorous IS NOT NULL AND started_at >= :a AND started_at <= :b
             ORDER BY segment_code, started_at DESC"""),
             {
                 "a": now - dt.timedelta(days=window_days),
-                "b": now + dt.timedelta(days=window_days),
+                "b": now,
             },
         ).all()
     labels = np.full(len(net), -1, dtype=np.int64)
@@ -225,6 +245,7 @@ def write_warnings(
     levels, why = pt.levels_array(
         probability, state.grade, state.early_warning, settings
     )
+    monitored = state.features[:, FEATURES.index("has_station")] > 0
     rows = []
     for i, code in enumerate(net.codes):
         rows.append(
@@ -232,7 +253,8 @@ def write_warnings(
                 "code": code,
                 "level": levels[i],
                 "p": float(probability[i]),
-                "grade": GRADE_NAMES[int(state.grade[i])],
+                # no station, no grade (unknown, not "none")
+                "grade": GRADE_NAMES[int(state.grade[i])] if monitored[i] else None,
                 "gb": GB_NAMES[int(state.gb3838[i])] if state.gb3838[i] >= 0 else None,
                 "reasons": json.dumps(why[i] + state.reasons[i], ensure_ascii=False),
                 "factors": json.dumps(factors[i], ensure_ascii=False),

@@ -426,3 +426,10 @@ def test_html_map_only_for_lon_lat_pages(client):
     assert 'id="map"' in client.get(ITEMS, params={"f": "html"}).text
     page = client.get(ITEMS, params={"f": "html", "crs": "EPSG:4326"}).text
     assert 'id="map"' not in page
+
+
+def test_next_link_keeps_repeated_parameters(client):
+    params = [("floors", "2"), ("floors", "3"), ("floors", "4"), ("limit", "2")]
+    doc = client.get(ITEMS, params=params).json()
+    nxt = next(link["href"] for link in doc["links"] if link["rel"] == "next")
+    assert floors_of(client.get(nxt).json()) == [4]

@@ -220,6 +220,10 @@ def test_points_cluster_at_low_zoom(client):
     assert "enterprise" not in cluster["properties"]
     g = client.get(ogc_url("plants", z, t.x, t.y) + "?f=geojson").json()
     assert sorted(f["properties"]["point_count"] for f in g["features"]) == [1, 30]
+    big = next(f for f in g["features"] if f["properties"]["point_count"] == 30)
+    assert "id" not in big and big["geometry"]["type"] == "Point"
+    lon, lat = big["geometry"]["coordinates"]
+    assert abs(lon - (LON + 0.0003)) < 0.001 and abs(lat - (LAT + 0.0001)) < 0.001
     # above the cluster zoom every point is its own feature
     z = 16
     t = WMQ.tile(LON + 0.0001, LAT + 0.0001, z)
@@ -435,6 +439,8 @@ def test_cache_hits_take_the_fast_path(db_settings, buildings, caplog):
         routed = c.get(url)
         with caplog.at_level("INFO", logger="gis_server.requests"):
             fast = c.get(url)
+        assert routed.headers["x-tile-cache"] == "miss"
+        assert fast.headers["x-tile-cache"] == "hit"
         hits = [r for r in caplog.records if getattr(r, "cache", None) == "hit"]
         assert len(hits) == 1 and hits[0].path == url
         assert fast.content == routed.content

@@ -102,7 +102,8 @@ def test_pages_link_only_local_assets(maps_server, path):
 def test_static_refuses_paths_outside_its_folder(maps_server):
     assert httpx.get(maps_server + "/static/../settings.py").status_code == 404
     assert httpx.get(maps_server + "/static/%2e%2e/settings.py").status_code == 404
-    assert httpx.get(maps_server + "/static/vendor/leaflet/leaflet.js").status_code == 200
+    leaflet = httpx.get(maps_server + "/static/vendor/leaflet/leaflet.js")
+    assert leaflet.status_code == 200 and "Leaflet" in leaflet.text[:500]
 
 
 # -- river chief ----------------------------------------------------------------------
@@ -120,7 +121,8 @@ def test_river_chief_page(run, maps_server, maps_engine, artifacts):
             "ON s.river_code = r.code WHERE r.chief_id = :c"), {"c": chief}).scalar()
         tasks = conn.execute(text(
             "SELECT segment_code FROM layer_patrol_tasks WHERE chief_id = :c "
-            "ORDER BY urgency_rank, due_at NULLS LAST, id"), {"c": chief}).scalars().all()
+            "ORDER BY urgency_rank, due_at NULLS LAST, id"), {"c": chief}
+        ).scalars().all()
     assert tasks and stations
 
     run.open(f"{maps_server}/maps/river-chief?chief={chief}")
@@ -283,7 +285,18 @@ def test_analyst_page(run, maps_server, maps_engine, artifacts):
         '.leaflet-control-layers-overlays label')).map(l => l.innerText.trim())""")
     assert len(overlays) == len(all_layers()) + rasters
     assert any("综合风险网格" in o for o in overlays)
-    assert run.evaluate("() => GIS.layers.risk_grid.featureCount()") > 0
+    # the composite raster is on; the grid's cells come from tiles when ticked
+    assert run.evaluate("() => GIS.map.hasLayer(GIS.layers['raster:risk_composite'])")
+    assert not run.evaluate("() => GIS.map.hasLayer(GIS.layers.risk_grid)")
+    run.page.locator(".leaflet-control-layers-overlays label",
+                     has_text="综合风险网格").locator("input").check()
+    run.page.wait_for_function("() => GIS.layers.risk_grid.loadedTiles > 0 && "
+                               "GIS.layers.risk_grid.idle()")
+    with maps_engine.connect() as conn:
+        cells = conn.execute(text("SELECT count(*) FROM layer_risk_grid")).scalar()
+    drawn = run.evaluate("() => GIS.layers.risk_grid.featureCount()")
+    assert 0 < drawn and any("/tiles/risk_grid/" in u for u in run.requests)
+    assert cells > 1000  # above the analyst page's inline limit: tiled
     links = run.evaluate("""() => Array.from(document.querySelectorAll(
         '#gis-ogc a')).map(a => a.getAttribute('href'))""")
     assert "/collections" in links and "/api.html" in links

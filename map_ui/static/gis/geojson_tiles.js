@@ -35,6 +35,19 @@
       this._byTile = {};
       this._pointIds = {};
     },
+    /* With a GCJ-02 basemap the view is in GCJ-02 but tiles are cut in WGS84:
+     * widen the tiles asked for by the shift at the view's centre (100-700 m
+     * around Guangzhou) so no strip at the view's edge is left empty. */
+    _getTiledPixelBounds: function (center) {
+      var bounds = L.GridLayer.prototype._getTiledPixelBounds.call(this, center);
+      if (GIS.datum !== 'gcj02') { return bounds; }
+      var zoom = this._tileZoom;
+      var shifted = root.GCJ02.toGcj(center.lng, center.lat);
+      var pad = this._map.project(L.latLng(shifted[1], shifted[0]), zoom)
+        .subtract(this._map.project(center, zoom));
+      var margin = L.point(Math.abs(pad.x) + 1, Math.abs(pad.y) + 1);
+      return L.bounds(bounds.min.subtract(margin), bounds.max.add(margin));
+    },
     createTile: function (coords, done) {
       var tile = document.createElement('div');
       var key = this._tileCoordsToKey(coords);
