@@ -3,7 +3,8 @@
 What it does (``python bench/bench_maps.py --help``):
 
 1. Opens the benchmark database: ``--database-url`` or an embedded cluster of
-   its own under ``var/bench-maps-pgdata`` (port 55435), migrated to head.
+   its own under ``var/bench-maps-pgdata`` (port 55435; database
+   ``maps_<buildings>``), migrated to head.
 2. Unless the buildings layer is already filled, loads the synthetic demo city
    (``--buildings``, 50,000 by default, as ``gis-server demo``), computes the
    risk zones and grid (``models.risk.compute``), simulates 120 days of
@@ -52,8 +53,9 @@ INTERACTIVE = """() => window.GIS && GIS.map && document.readyState === 'complet
 def open_database(args) -> DatabaseSettings:
     if args.database_url:
         return DatabaseSettings(url=args.database_url)
+    # one database per city size in the cluster: ``maps_50000``, ``maps_1000000``
     settings = DatabaseSettings(url=None, data_dir=ROOT / "var" / "bench-maps-pgdata",
-                                port=55435, name="gis")
+                                port=55435, name=f"maps_{args.buildings}")
     db.ensure_database(settings)
     db.upgrade(settings.effective_url())
     return settings
@@ -74,7 +76,8 @@ def load_city(engine: Engine, buildings: int) -> None:
     for layer_id, batch in generate_city(buildings=buildings).items():
         load_batch(engine, get_layer(layer_id), batch, source="demo", sync=True)
     print(f"demo city loaded in {time.perf_counter() - t0:.0f} s", flush=True)
-    compute(engine, RiskSettings(raster_path=ROOT / "var" / "bench-maps-risk.tif"),
+    compute(engine, RiskSettings(
+        raster_path=ROOT / "var" / f"bench-maps-risk-{buildings}.tif"),
             today=dt.date(2026, 11, 30))
     net = network_from_database(engine)
     sim = simulate(net, seed=1, history_days=120)

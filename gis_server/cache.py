@@ -73,7 +73,9 @@ class LayerVersions:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._callbacks: list[Callable[[str], None]] = []
-        self._local = threading.local()
+        #: one connection for reads while not listening, shared under a lock
+        self._conn = None
+        self._conn_lock = threading.Lock()
 
     # -- public ----------------------------------------------------------------
 
@@ -101,9 +103,10 @@ class LayerVersions:
             self._thread.join(timeout=5)
             self._thread = None
         self._live = False
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def tag(self, layer_id: str) -> str:
         """The current version tag of a layer.
@@ -133,30 +136,29 @@ class LayerVersions:
     # -- internals ---------------------------------------------------------------
 
     def _read_one(self, layer_id: str) -> str:
-        """Read one version from the table (a per-thread connection)."""
-        for attempt in (1, 2):
-            conn = getattr(self._local, "conn", None)
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg2.connect(
-                        self._dsn,
-                        connect_timeout=5,
-                        application_name="gis-server-versions",
-                    )
-                    conn.autocommit = True
-                    self._local.conn = conn
-                with conn.cursor() as cur:
-                    cur.execute(_VERSION_SQL + " WHERE layer_id = %s", (layer_id,))
-                    row = cur.fetchone()
-                return version_tag(row[1], row[2]) if row else "0.0"
-            except psycopg2.Error as exc:
-                self._local.conn = None
-                if conn is not None and not conn.closed:
-                    conn.close()
-                if attempt == 2:
-                    raise DatabaseUnavailable(
-                        "the database cannot be reached; retry shortly"
-                    ) from exc
+        """Read one version from the table (degraded mode: not listening)."""
+        with self._conn_lock:
+            for attempt in (1, 2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = psycopg2.connect(
+                            self._dsn,
+                            connect_timeout=5,
+                            application_name="gis-server-versions",
+                        )
+                        self._conn.autocommit = True
+                    with self._conn.cursor() as cur:
+                        cur.execute(_VERSION_SQL + " WHERE layer_id = %s", (layer_id,))
+                        row = cur.fetchone()
+                    return version_tag(row[1], row[2]) if row else "0.0"
+                except psycopg2.Error as exc:
+                    if self._conn is not None and not self._conn.closed:
+                        self._conn.close()
+                    self._conn = None
+                    if attempt == 2:
+                        raise DatabaseUnavailable(
+                            "the database cannot be reached; retry shortly"
+                        ) from exc
         raise AssertionError("unreachable")
 
     def _read_all(self, cur) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sqlalchemy import Engine
 
@@ -49,6 +51,7 @@ def raster_png(engine: Engine, name: str, max_px: int = 1024) -> bytes:
     """
     import rasterio
     from rasterio.enums import Resampling
+    from rasterio.errors import NotGeoreferencedWarning
     from rasterio.io import MemoryFile
     from rasterio.vrt import WarpedVRT
 
@@ -60,7 +63,9 @@ def raster_png(engine: Engine, name: str, max_px: int = 1024) -> bytes:
         shape = (max(int(vrt.height / scale), 1), max(int(vrt.width / scale), 1))
         data = vrt.read(1, out_shape=shape, masked=True)
     rgba = colourise(data)
-    with MemoryFile() as mem:
+    with warnings.catch_warnings(), MemoryFile() as mem:
+        # a PNG has no georeferencing; the page places it by its corners
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with mem.open(driver="PNG", width=shape[1], height=shape[0], count=4,
                       dtype="uint8") as dst:
             dst.write(rgba)

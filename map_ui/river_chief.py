@@ -290,6 +290,51 @@ def river_chief_page(engine: Engine, settings: MapSettings, chief: str,
                        panel, lang)
 
 
+CHIEFS_SQL = """
+SELECT r.chief_id, min(r.chief_level) AS chief_level, count(*) AS segments,
+       max(CASE w.level WHEN 'red' THEN 3 WHEN 'orange' THEN 2 WHEN 'yellow' THEN 1
+           ELSE 0 END) AS worst,
+       (SELECT count(*) FROM layer_patrol_tasks t
+        WHERE t.chief_id = r.chief_id AND t.overdue) AS overdue
+FROM layer_rivers r
+LEFT JOIN layer_water_quality_warnings w ON w.segment_code = r.code
+WHERE r.chief_id IS NOT NULL
+GROUP BY r.chief_id
+ORDER BY worst DESC, overdue DESC, r.chief_id
+"""
+
+CHIEFS_PAGE = _ENV.from_string(
+    """<!DOCTYPE html>
+<html lang="{{ 'zh-CN' if lang == 'zh' else 'en' }}"><head><meta charset="utf-8">
+<title>{{ t('chief_overview') }}</title><link rel="icon" href="data:,">
+<link rel="stylesheet" href="{{ static }}/gis/maps.css"></head>
+<body><div id="gis-panel" style="position:static;width:auto;border:0">
+<a class="gis-lang" href="?lang={{ other_lang }}">{{ t('language') }}</a>
+<h1>{{ t('chief_overview') }}</h1>
+<table id="gis-chiefs"><thead><tr><th>{{ t('chief') }}</th><th>{{ t('segments') }}</th>
+<th>{{ t('warning_level') }}</th><th>{{ t('overdue') }}</th></tr></thead><tbody>
+{% for c in chiefs %}<tr><td><a href="?chief={{ c.chief_id|urlencode }}&lang={{ lang
+}}">{{ c.chief_id }}</a> {{ c.chief_level or '' }}</td><td>{{ c.segments }}</td>
+<td><span class="gis-badge" style="background:{{ c.color }}">{{ c.level_name
+}}</span></td><td>{{ c.overdue }}</td></tr>
+{% endfor %}</tbody></table></div></body></html>
+"""
+)
+
+
+def chiefs_page(engine: Engine, settings: MapSettings, lang: Lang) -> str:
+    """Every river chief, worst warning first, each linking to their page."""
+    with engine.connect() as conn:
+        chiefs = _rows(conn, CHIEFS_SQL)
+    for c in chiefs:
+        level = WARNING_LEVELS[c["worst"]]
+        c["color"] = WARNING_COLORS[level]
+        c["level_name"] = level_name(level, lang)
+    return CHIEFS_PAGE.render(t=lambda key, **kw: t(key, lang, **kw), lang=lang,
+                              other_lang="zh" if lang == "en" else "en",
+                              static=settings.static_url.rstrip("/"), chiefs=chiefs)
+
+
 def _sources(conn, near: dict, datum: str, simplify_deg: float) -> str:
     """Construction sites and concrete plants near the segments, one collection."""
     sites = json.loads(collection_json(conn, SITES_SQL, near, datum,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,17 @@ TEMPLATES.env.filters["tojson_pretty"] = lambda value: orjson.dumps(
 ).decode()
 
 
+@lru_cache(maxsize=1)
+def _wgs84_basemap() -> dict[str, str] | None:
+    """The map pages' basemap, when it is in WGS84 (these pages are not shifted)."""
+    from map_ui.settings import MapSettings
+
+    config = MapSettings().basemap_config()
+    if config is None or config.get("datum", "wgs84") != "wgs84":
+        return None
+    return config
+
+
 def render_html(
     request: Request,
     template: str,
@@ -31,6 +43,6 @@ def render_html(
     return TEMPLATES.TemplateResponse(
         request,
         template,
-        {"doc": document, "title": title, **context},
+        {"doc": document, "title": title, "basemap": _wgs84_basemap(), **context},
         headers=headers,
     )

@@ -42,16 +42,19 @@ def _page(html: str) -> HTMLResponse:
 def river_chief(
     request: Request,
     engine: EngineDep,
-    chief: Annotated[str, Query(description="River chief id (`chief_id` of the "
-                                            "river segments).")],
+    chief: Annotated[str | None, Query(
+        description="River chief id (`chief_id` of the river segments); without "
+                    "it, the list of chiefs.")] = None,
     lang: Lang = None,
 ) -> HTMLResponse:
     """A river chief's segments by warning level, stations, risks and tasks."""
-    from map_ui.river_chief import river_chief_page
+    from map_ui.river_chief import chiefs_page, river_chief_page
 
     settings = map_settings(request)
-    return _page(river_chief_page(engine, settings, chief,
-                                  parse_lang(lang, settings.default_lang)))
+    language = parse_lang(lang, settings.default_lang)
+    if chief is None:
+        return _page(chiefs_page(engine, settings, language))
+    return _page(river_chief_page(engine, settings, chief, language))
 
 
 @router.get("/maps/housing", response_class=HTMLResponse,

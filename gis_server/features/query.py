@@ -408,7 +408,10 @@ def estimate_matches(conn: Connection, query: ItemsQuery) -> int:
 
 
 def _planner_rows(conn: Connection, stmt: Select) -> int:
-    compiled = stmt.compile(dialect=conn.dialect)
+    # render_postcompile expands IN lists into one parameter per value
+    compiled = stmt.compile(
+        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+    )
     plan = conn.exec_driver_sql(
         "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
     ).scalar_one()

@@ -80,12 +80,16 @@ SELECT ST_AsBinary(ST_Transform(geom, %(srid)s)) FROM layer_districts
 """
 
 #: Changed cells are updated in place (no geometry work); new cells inserted.
+#: Which cells are new is known from the stored cells read before: an
+#: anti-join against the table being filled would rescan the rows it has
+#: just inserted (quadratic on a fresh, unanalysed table).
 UPDATE_SQL = """
 UPDATE layer_risk_grid c SET building_score = t.b, curtain_wall_score = t.w,
     river_score = t.r, composite = t.composite, gi_z = t.gi_z, gi_p = t.gi_p,
     hotspot = t.hotspot, computed_at = now(), updated_at = now()
 FROM risk_cells t
-WHERE c.source = 'risk_grid' AND c.source_id = t.cell_id AND c.source_part = 0
+WHERE NOT t.is_new
+  AND c.source = 'risk_grid' AND c.source_id = t.cell_id AND c.source_part = 0
   AND (c.building_score, c.curtain_wall_score, c.river_score, c.composite,
        c.gi_z, c.gi_p, c.hotspot)
       IS DISTINCT FROM (t.b, t.w, t.r, t.composite, t.gi_z, t.gi_p, t.hotspot)
@@ -100,8 +104,7 @@ SELECT 'risk_grid', t.cell_id, 0, t.cell_id, %(cell)s, t.b, t.w, t.r, t.composit
     ST_Transform(ST_MakeEnvelope(t.i * %(cell)s, t.j * %(cell)s,
         (t.i + 1) * %(cell)s, (t.j + 1) * %(cell)s, %(srid)s), 4326)
 FROM risk_cells t
-WHERE NOT EXISTS (SELECT 1 FROM layer_risk_grid c WHERE c.source = 'risk_grid'
-                  AND c.source_id = t.cell_id AND c.source_part = 0)
+WHERE t.is_new
 """
 
 
@@ -315,8 +318,9 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
     for n, values in enumerate(zip(*columns, strict=True)):
         cell_id = f"{ii[n]}_{jj[n]}"
         kept.add(cell_id)
-        if stored.get(cell_id) != values:
-            records.append((cell_id, ii[n], jj[n], *values))
+        old = stored.get(cell_id)
+        if old != values:
+            records.append((cell_id, ii[n], jj[n], *values, old is None))
     gone = [cell_id for cell_id in stored if cell_id not in kept]
     lap("numpy")
     conn = raw_connection(engine)
@@ -325,11 +329,11 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
             cur.execute("CREATE TEMP TABLE risk_cells (cell_id text PRIMARY KEY, "
                         "i bigint, j bigint, b double precision, w double precision, "
                         "r double precision, composite double precision, "
-                        "gi_z double precision, gi_p double precision, hotspot text) "
-                        "ON COMMIT DROP")
+                        "gi_z double precision, gi_p double precision, hotspot text, "
+                        "is_new boolean) ON COMMIT DROP")
             copy_rows(cur, "risk_cells", ("cell_id", "i", "j", "b", "w", "r",
-                                          "composite", "gi_z", "gi_p", "hotspot"),
-                      records)
+                                          "composite", "gi_z", "gi_p", "hotspot",
+                                          "is_new"), records)
             cur.execute("ANALYZE risk_cells")
             cur.execute(UPDATE_SQL, params)
             written = cur.rowcount

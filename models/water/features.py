@@ -227,6 +227,10 @@ def segment_state(
     f["remediated"] = net.remediated.astype(float)
     X = np.column_stack([np.asarray(f[name], float) for name in FEATURES])
 
+    # NOTE: a segment takes its worst point's grade. The water-body rules
+    # (3 consecutive severe points, 60 % severe points; standards.
+    # grade_water_body) need the points' order along the flow, which the
+    # stations layer does not record yet; apply them when it does.
     grade = np.maximum(_worst(seg, st_grade.astype(float), n), 0)
     grade = np.nan_to_num(grade).astype(np.int8)
     gb = np.nan_to_num(_worst(seg, st_gb.astype(float), n), nan=-1).astype(np.int8)

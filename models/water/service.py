@@ -50,22 +50,26 @@ def read_readings(
     """
     start = now - dt.timedelta(days=lookback_days)
     cols = ", ".join(
-        f"coalesce(max(o.value) FILTER (WHERE o.indicator = '{k}'), 'NaN')"
-        for k in PIVOT_INDICATORS
+        f"coalesce(max(o.value) FILTER (WHERE o.indicator = '{k}'), 'NaN') AS v{j}"
+        for j, k in enumerate(PIVOT_INDICATORS)
     )
+    outer = ", ".join(f"g.v{j}" for j in range(len(PIVOT_INDICATORS)))
+    # aggregate first (a GroupAggregate along the primary key, no hash spill),
+    # then number the stations by joining the small code list
     sql = (
-        "COPY (SELECT s.idx::float8, extract(epoch FROM o.observed_at)::float8, "
-        f"{cols} FROM water_observations o "
-        "JOIN unnest(%s::text[]) WITH ORDINALITY AS s(code, idx) "
-        "ON s.code = o.station_code "
+        f"COPY (SELECT s.idx::float8, g.t, {outer} FROM (SELECT o.station_code, "
+        f"extract(epoch FROM o.observed_at)::float8 AS t, {cols} "
+        "FROM water_observations o "
         "WHERE o.observed_at >= %s AND o.observed_at < %s "
-        "GROUP BY s.idx, o.observed_at) TO STDOUT WITH (FORMAT binary)"
+        "GROUP BY o.station_code, o.observed_at) g "
+        "JOIN unnest(%s::text[]) WITH ORDINALITY AS s(code, idx) "
+        "ON s.code = g.station_code) TO STDOUT WITH (FORMAT binary)"
     )
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
         buf = io.BytesIO()
-        query = cur.mogrify(sql, (list(net.station_codes), start, now)).decode()
+        query = cur.mogrify(sql, (start, now, list(net.station_codes))).decode()
         cur.copy_expert(query, buf)
     finally:
         raw.close()

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from features_fixtures import make_app
 
@@ -167,3 +168,24 @@ def test_database_away_is_503_then_recovers(api_db_settings, forwarder, caplog):
         r = test_client.get(ITEMS)
         assert r.status_code == 200, r.text
         assert r.json()["numberReturned"] == 10
+
+
+def test_statement_timeout_is_503(api_db_settings, caplog):
+    """A query the database cancels (statement_timeout) is a 503, not a 500."""
+    from sqlalchemy import text
+
+    settings = api_db_settings.model_copy(update={"statement_timeout_ms": 50})
+    app = make_app(settings)
+
+    @app.get("/slow")
+    def slow(request: Request) -> None:
+        with request.app.state.engine.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(2)"))
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        with caplog.at_level(logging.WARNING):
+            r = test_client.get("/slow")
+    assert r.status_code == 503
+    assert "Retry-After" in r.headers
+    assert "longer than the server allows" in r.json()["description"]
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]

@@ -235,3 +235,26 @@ def test_bad_filter_is_400(client, params):
 
 def test_division_by_zero_is_not_an_error(client):
     assert floors(client, filter="floors / 0 > 1") == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter": "floors IN (1, 2, 3, 4, 5)"},
+        {"filter": "address LIKE '1%'"},
+        {"filter": "S_INTERSECTS(geom, BBOX(113.2995, 23.0995, 113.3115, 23.1035))"},
+        {
+            "filter": json.dumps(
+                {"op": "in", "args": [{"property": "floors"}, [1, 2, 3]]}
+            ),
+            "filter-lang": "cql2-json",
+        },
+    ],
+)
+def test_full_pages_count_matches(client, params):
+    """A full page makes the server estimate, then count: every filter kind."""
+    everything = client.get(ITEMS, params={**params, "limit": 100}).json()
+    page = client.get(ITEMS, params={**params, "limit": 2})
+    assert page.status_code == 200, page.text
+    assert page.json()["numberReturned"] == 2
+    assert page.json()["numberMatched"] == everything["numberReturned"] > 2

@@ -60,6 +60,11 @@ class PageRun:
         self.page.wait_for_function("window.GIS && window.GIS.map")
         self.page.wait_for_load_state("networkidle")
 
+    def open_plain(self, url: str) -> None:
+        """A page without a map."""
+        response = self.page.goto(url, wait_until="load")
+        assert response is not None and response.status == 200, url
+
     def evaluate(self, script: str, arg=None):
         return self.page.evaluate(script, arg)
 
@@ -161,6 +166,21 @@ def test_river_chief_page(run, maps_server, maps_engine, artifacts):
     run.check_clean()
 
 
+def test_river_chief_index_links_every_chief(run, maps_server, maps_engine):
+    with maps_engine.connect() as conn:
+        chiefs = set(conn.execute(text(
+            "SELECT DISTINCT chief_id FROM layer_rivers WHERE chief_id IS NOT NULL")
+        ).scalars())
+    run.open_plain(f"{maps_server}/maps/river-chief")
+    links = run.evaluate("""() => Array.from(document.querySelectorAll(
+        '#gis-chiefs a')).map(a => a.innerText)""")
+    assert set(links) == chiefs and len(links) == len(chiefs)
+    run.page.locator("#gis-chiefs a").first.click()
+    run.page.wait_for_function("window.GIS && window.GIS.map")
+    assert run.page.locator("#gis-chief").inner_text() == links[0]
+    run.check_clean()
+
+
 def test_river_chief_unknown_is_404(maps_server):
     r = httpx.get(maps_server + "/maps/river-chief?chief=nobody", timeout=30)
     assert r.status_code == 404 and "nobody" in r.json()["description"]
@@ -211,11 +231,15 @@ def test_housing_page(run, maps_server, maps_engine, artifacts):
     legend = run.page.inner_text(".gis-legend")
     assert all(g in legend for g in "ABCD")
 
-    # a row zooms to its building
+    run.page.screenshot(path=str(artifacts / "map_housing_overview.png"))
+
+    # a row zooms to its building and opens its popup
     first = run.page.locator("#gis-hazards tr.gis-row").first
     first.click()
     run.page.wait_for_timeout(400)
     assert run.evaluate("() => GIS.map.getZoom()") >= 16
+    popup = run.page.locator(".leaflet-popup-content").inner_text()
+    assert str(hazards[0]) in popup or "安全等级" in popup
     run.page.screenshot(path=str(artifacts / "map_housing.png"))
     run.check_clean()
 

@@ -5,8 +5,8 @@ Revises: 0001
 Create Date: 2026-12-03
 
 ``water_observations`` is a plain table keyed by (station, time, indicator)
-with a BRIN index on time; the figures behind choosing it over time partitions
-are printed by ``bench/bench_water.py``.
+with a BRIN index on time; the figures behind choosing it over monthly
+partitions are in ``models/water/store.py`` (``bench/bench_water.py store``).
 """
 
 from __future__ import annotations
