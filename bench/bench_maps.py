@@ -147,8 +147,10 @@ def main() -> None:
     with engine.connect() as conn:
         has_city = conn.execute(text("SELECT EXISTS (SELECT 1 FROM layer_buildings)"
                                      )).scalar()
-        if not has_city:
-            load_city(engine, args.buildings)
+    # (outside the transaction above: loading drops and rebuilds indexes)
+    if not has_city:
+        load_city(engine, args.buildings)
+    with engine.connect() as conn:
         buildings = conn.execute(text("SELECT count(*) FROM layer_buildings")).scalar()
         chief = conn.execute(text(
             "SELECT chief_id FROM layer_patrol_tasks GROUP BY chief_id "

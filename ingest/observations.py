@@ -463,6 +463,11 @@ def _move_chunk(
         )
         ins, upd = cur.fetchone()
     else:
+        # NOTE: ON CONFLICT is ~60 % of the database time of a load (measured
+        # on 1.56 M new readings: 13 s with it, 5 s for a plain INSERT; an
+        # anti-join pre-filter helps re-loads only). A plain-INSERT fast path
+        # with a savepoint fallback on unique violation would need the chunk
+        # deduplicated first; not done yet.
         cur.execute(
             """
             INSERT INTO water_observations

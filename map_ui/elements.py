@@ -282,12 +282,18 @@ def new_map(settings: MapSettings, lang: Lang,
     return m
 
 
+def tile_min_zoom(spec: LayerSpec, settings: MapSettings) -> int:
+    """Lowest zoom ``spec`` is drawn from tiles at on the pages."""
+    return max(spec.min_zoom, settings.tile_layer_min_zoom,
+               settings.tile_min_zoom_by_layer.get(spec.id, 0))
+
+
 def tiles_layer(spec: LayerSpec, settings: MapSettings, lang: Lang,
                 *, show: bool = True, filter: dict | None = None,
                 style: dict | None = None) -> GeoJsonTiles:
     """``spec`` drawn from the server's GeoJSON tiles."""
     opts = {
-        "minZoom": max(spec.min_zoom, settings.tile_layer_min_zoom),
+        "minZoom": tile_min_zoom(spec, settings),
         "maxNativeZoom": spec.max_zoom,
         "style": style or style_options(spec),
         "titles": property_titles(spec, lang),

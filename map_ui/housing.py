@@ -24,6 +24,7 @@ from map_ui.elements import (
     new_map,
     render_page,
     style_options,
+    tile_min_zoom,
     tiles_layer,
 )
 from map_ui.gcj import shift_bounds, shift_geojson
@@ -40,6 +41,7 @@ _ENV = Environment(autoescape=True)
 #: Grades on the hazard list (JGJ 125-2016: C local danger, D whole building).
 HAZARD_GRADES = ("C", "D")
 HAZARD_ZONE_KINDS = ("dangerous_building", "curtain_wall")
+WALL_COLORS = {"due": "#f0a400", "overdue": "#b30000"}
 
 _DISTRICT = "(CAST(:district AS text) IS NULL OR b.district = :district)"
 
@@ -238,6 +240,9 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
                                  {**args, "kinds": list(HAZARD_ZONE_KINDS)},
                                  datum, simplify_deg=settings.simplify_deg)
                  if inline_zones else None)
+        district_outlines = collection_json(
+            conn, "SELECT id, name, adcode, geom FROM layer_districts", {}, datum,
+            simplify_deg=settings.simplify_deg)
         extent = conn.execute(text(
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
             "coalesce((SELECT ST_Extent(geom) FROM layer_districts "
@@ -250,6 +255,11 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
 
     bounds = shift_bounds(tuple(extent), datum) if extent[0] is not None else None
     m = new_map(settings, lang, bounds)
+    district_spec = get_layer("districts")
+    m.add_child(inline_layer(
+        "districts", district_outlines, district_spec, lang,
+        layer_title(district_spec, lang),
+        style=style_options(district_spec, fillOpacity=0.0)))
     zone_spec = get_layer("risk_zones")
     zone_style = style_options(zone_spec, fillOpacity=0.25)
     if inline_zones:
@@ -279,15 +289,14 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
          for w in due_walls[: settings.inline_max_features]]),
         wall_spec, lang, t("curtain_walls_due", lang),
         style={"color": "#00a6ca", "fillColor": "#00a6ca", "weight": 2, "radius": 6,
-               "colorBy": "status",
-               "palette": {"due": "#f0a400", "overdue": "#b30000"}}))
+               "colorBy": "status", "palette": WALL_COLORS}))
     zoom_note = ("" if inline_buildings else
-                 t("zoom_hint", lang, zoom=max(spec.min_zoom,
-                                               settings.tile_layer_min_zoom)))
+                 t("zoom_hint", lang, zoom=tile_min_zoom(spec, settings)))
     m.add_child(Legend(
         t("legend_grade", lang),
         [(g, SAFETY_GRADE_COLORS[g]) for g in SAFETY_GRADES]
-        + [(t("curtain_walls_due", lang), "#b30000")],
+        + [(t("wall_due", lang), WALL_COLORS["due"]),
+           (t("wall_overdue", lang), WALL_COLORS["overdue"])],
         note=zoom_note))
     folium.LayerControl(collapsed=False).add_to(m)
 

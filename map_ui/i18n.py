@@ -36,6 +36,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "filter": ("筛选", "Filter"),
     "buildings": ("房屋", "Buildings"),
     "curtain_walls_due": ("到期/逾期玻璃幕墙", "Curtain walls due or overdue"),
+    "wall_due": ("幕墙检查即将到期", "Curtain wall check due"),
+    "wall_overdue": ("幕墙检查已逾期", "Curtain wall check overdue"),
     "hazard_zones": ("危房与幕墙风险区", "Hazard and fall zones"),
     "hazard_list": ("隐患清单", "Hazard list"),
     "hazard_buildings": ("C/D级房屋", "C/D buildings"),
@@ -46,7 +48,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "building": ("房屋", "Building"),
     "curtain_wall": ("玻璃幕墙", "Curtain wall"),
     "shown_of": ("显示 {shown} / 共 {total} 条", "showing {shown} of {total}"),
-    "zoom_hint": ("放大到{zoom}级以上显示", "shown from zoom {zoom}"),
+    "zoom_hint": ("房屋在{zoom}级及以上显示", "buildings shown from zoom {zoom}"),
     "layers": ("图层", "Layers"),
     "download": ("框选下载", "Download a box"),
     "download_hint": (

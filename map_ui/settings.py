@@ -92,11 +92,22 @@ class MapSettings(BaseSettings):
         description="[D] Risk zones and pollution sources within this distance of a "
         "chief's segments are drawn on the river-chief page.",
     )
+    metric_srid: int = Field(
+        default=32649,
+        description="Metric CRS distances are measured in (UTM zone 49N covers "
+        "Guangzhou; 50N for eastern Guangdong).",
+    )
     wall_due_within_days: int = Field(
         default=90,
         ge=0,
         description="[D] Curtain walls whose next check falls due within this many "
         "days count as due (overdue ones always show).",
+    )
+    tile_min_zoom_by_layer: dict[str, int] = Field(
+        default={"buildings": 14},
+        description="[D] Per-layer floor of the zoom tiled layers are drawn from: "
+        "a zoom-12 tile of the 1,000,000-building city holds up to the tile "
+        "feature cap (20,000), too many to draw in a browser at once.",
     )
     tile_layer_min_zoom: int = Field(
         default=8,

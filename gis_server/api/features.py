@@ -151,6 +151,12 @@ def _collection(conn: Connection | None, spec: LayerSpec, base: str) -> dict[str
                 "application/schema+json",
                 "Schema of the features",
             ),
+            _link(
+                f"{href}/tiles",
+                "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+                JSON,
+                "Vector tilesets (OGC API - Tiles)",
+            ),
         ],
     }
     if conn is not None:

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from gis_server.api.deps import BaseUrlDep, FormatDep
 from gis_server.api.html import render_html
+from gis_server.api.tiles import CONFORMANCE_CLASSES as TILES_CONFORMANCE
 from gis_server.errors import InvalidParameter
 from gis_server.features import models
 
@@ -105,7 +106,7 @@ def landing(request: Request, base: BaseUrlDep, fmt: FormatDep) -> Response:
 def conformance(request: Request, fmt: FormatDep) -> Response:
     """The OGC conformance classes this server implements."""
     _json_or_html(fmt)
-    doc = {"conformsTo": list(CONFORMANCE)}
+    doc = {"conformsTo": [*CONFORMANCE, *TILES_CONFORMANCE]}
     if fmt == "html":
         return render_html(request, "conformance.html", doc, title="Conformance")
     return _json_response(doc)

@@ -27,6 +27,11 @@ from sqlalchemy import exc as sa_exc
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+try:  # ISA-L's gzip: same format, much faster (pyproject dependency)
+    from isal import igzip
+except ImportError:  # pragma: no cover - falls back to zlib
+    igzip = None
+
 from gis_server import tiles
 from gis_server.cache import CachedTile, LayerVersions, TileCache
 from gis_server.errors import DatabaseUnavailable, InvalidParameter, NotFound
@@ -49,6 +54,19 @@ CONFORMANCE_CLASSES = (
 )
 
 _FORMATS = {"mvt": "mvt", "pbf": "mvt", "geojson": "geojson", "json": "geojson"}
+
+
+def gzip_compress(data: bytes, level: int) -> bytes:
+    """A gzip stream of ``data``; ISA-L when installed (~8x faster than zlib
+    at level 1 for the same size, which shows on cold tiles), else zlib.
+
+    >>> import gzip
+    >>> gzip.decompress(gzip_compress(b"tile" * 100, 1)) == b"tile" * 100
+    True
+    """
+    if igzip is not None:
+        return igzip.compress(data, min(level, 3), mtime=0)
+    return gzip.compress(data, level, mtime=0)
 
 
 class TileService:
@@ -132,7 +150,7 @@ class TileService:
         level = self.settings.gzip_level
         if level and len(body.content) >= self.settings.gzip_min_bytes:
             return CachedTile(
-                gzip.compress(body.content, level, mtime=0),
+                gzip_compress(body.content, level),
                 True,
                 body.features,
                 body.truncated,
@@ -339,7 +357,7 @@ class TileCacheMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+        if scope["type"] == "http" and scope["method"] == "GET":
             start = time.perf_counter()
             answer = self._answer(scope)
             if answer is not None:
@@ -352,7 +370,7 @@ class TileCacheMiddleware:
                 await send(
                     {
                         "type": "http.response.body",
-                        "body": body if scope["method"] == "GET" else b"",
+                        "body": body,
                     }
                 )
                 self._log(scope, status, start)
@@ -413,6 +431,7 @@ class TileCacheMiddleware:
                 "path": scope["path"],
                 "status": status,
                 "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                "layer": scope["path"].split("/")[2],
                 "cache": "hit",
             },
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gis_server.api.landing import CONFORMANCE
+from gis_server.api.tiles import CONFORMANCE_CLASSES as TILES_CONFORMANCE
 from gis_server.features import models
 
 
@@ -31,7 +32,8 @@ def test_browser_gets_html_without_f(client):
 
 def test_conformance(client):
     doc = models.Conformance.model_validate(client.get("/conformance").json())
-    assert doc.conformsTo == list(CONFORMANCE)
+    assert doc.conformsTo == [*CONFORMANCE, *TILES_CONFORMANCE]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in doc.conformsTo
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in CONFORMANCE
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json" in CONFORMANCE
     assert client.get("/conformance?f=html").status_code == 200

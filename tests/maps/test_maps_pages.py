@@ -186,12 +186,19 @@ def test_river_chief_unknown_is_404(maps_server):
     assert r.status_code == 404 and "nobody" in r.json()["description"]
 
 
-def test_river_chief_in_english(run, maps_server, maps_engine):
+@pytest.mark.parametrize(("page", "title", "text"), [
+    ("river-chief?chief={chief}&lang=en", "River chief map", "Patrol tasks"),
+    ("housing?lang=en", "Housing safety map", "Hazard list"),
+    ("analyst?lang=en", "Analyst map", "Download a box"),
+])
+def test_pages_in_english(run, maps_server, maps_engine, page, title, text):
     chief = _busiest_chief(maps_engine)
-    run.open(f"{maps_server}/maps/river-chief?chief={chief}&lang=en")
+    run.open(f"{maps_server}/maps/{page.format(chief=chief)}")
     run.check_clean()
-    assert run.page.title().startswith("River chief map")
-    assert "Patrol tasks" in run.page.inner_text("#gis-panel")
+    assert run.page.title().startswith(title)
+    panel = run.page.inner_text("#gis-panel")
+    assert text in panel and not any("\u4e00" <= ch <= "\u9fff" for ch in
+                                     run.page.inner_text(".leaflet-control-layers"))
 
 
 # -- housing --------------------------------------------------------------------------
@@ -239,7 +246,11 @@ def test_housing_page(run, maps_server, maps_engine, artifacts):
     run.page.wait_for_timeout(400)
     assert run.evaluate("() => GIS.map.getZoom()") >= 16
     popup = run.page.locator(".leaflet-popup-content").inner_text()
-    assert str(hazards[0]) in popup or "安全等级" in popup
+    with maps_engine.connect() as conn:
+        address, grade = conn.execute(text(
+            "SELECT address, safety_grade FROM layer_buildings WHERE id = :i"),
+            {"i": hazards[0]}).one()
+    assert address in popup and f"安全等级\t{grade}" in popup
     run.page.screenshot(path=str(artifacts / "map_housing.png"))
     run.check_clean()
 

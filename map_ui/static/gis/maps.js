@@ -110,19 +110,23 @@
   /** Zoom to the bounds stored on a list row ([[s, w], [n, e]], page datum). */
   GIS.zoomTo = function (el) {
     var b = JSON.parse(el.getAttribute('data-bounds'));
-    GIS.map.fitBounds(b, { maxZoom: 18, padding: [30, 30] });
     var prev = document.querySelectorAll('.gis-selected');
     for (var i = 0; i < prev.length; i++) { prev[i].classList.remove('gis-selected'); }
     el.classList.add('gis-selected');
     GIS.lastZoom = b;
     var layerId = el.getAttribute('data-layer');
-    if (layerId) {
-      GIS.map.once('moveend', function () {
-        var found = GIS.findFeature(layerId, el.getAttribute('data-prop'),
-          el.getAttribute('data-value'));
-        if (found) { found.openPopup(); }
-      });
+    var opened = false;
+    function openFeature() {
+      if (opened || !layerId) { return; }
+      opened = true;
+      var found = GIS.findFeature(layerId, el.getAttribute('data-prop'),
+        el.getAttribute('data-value'));
+      if (found) { found.openPopup(); }
     }
+    // listen first: without animation fitBounds fires moveend at once
+    GIS.map.once('moveend', openFeature);
+    GIS.map.fitBounds(b, { maxZoom: 18, padding: [30, 30] });
+    setTimeout(openFeature, 600);  // the view did not move (already there)
   };
 
   /** The drawn feature of layer `layerId` whose property `prop` (or id) is `value`. */
