@@ -88,6 +88,7 @@ def run_ours(url: str, path: Path) -> dict:
         "seconds": round(total, 2),
         "read_seconds": round(read_s, 2),
         "summary": report.summary(),
+        "phases": report.phases,
     }
 
 
@@ -156,9 +157,9 @@ def main() -> None:
         for _ in range(args.repeat):
             url = scratch_database(DatabaseSettings())
             ours.append(run_ours(url, path))
-            print("ours (empty layer):", ours[-1]["summary"])
+            print("ours (empty layer):", ours[-1]["summary"], ours[-1]["phases"])
             rerun.append(run_ours(url, path))
-            print("ours (re-run):     ", rerun[-1]["summary"])
+            print("ours (re-run):     ", rerun[-1]["summary"], rerun[-1]["phases"])
             ogr.append(run_ogr2ogr(url, path, "ogr_buildings"))
             print(f"ogr2ogr:            {ogr[-1]['seconds']:.1f} s")
 

@@ -220,6 +220,7 @@ def _ingest_layer(
     sync: bool,
     report_path: Path | None,
     progress: bool,
+    refresh: bool = True,
 ) -> None:
     from ingest.fields import parse_field_options
     from ingest.loader import load_batch
@@ -261,6 +262,28 @@ def _ingest_layer(
         engine.dispose()
     _print_report(report, _write_report(report, report_path))
     out.print(report.summary(), soft_wrap=True)
+    if refresh and (report.inserted or report.updated or report.deleted):
+        _refresh_risk(spec)
+
+
+def _refresh_risk(spec: LayerSpec) -> None:
+    """Recompute the risk zones an ingest touched (once zones have been computed)."""
+    from models.risk.service import KIND_LAYERS, refresh
+    from models.risk.service import status as risk_status
+    from models.risk.settings import RiskSettings
+
+    if not any(spec.id in layers for layers in KIND_LAYERS.values()):
+        return
+    engine = _engine(start=False)
+    try:
+        if not risk_status(engine).get("runs"):
+            return  # no zones yet: nothing to keep current
+        result = refresh(engine, RiskSettings())
+    finally:
+        engine.dispose()
+    changed = sum(run.inserted + run.updated + run.deleted for run in result.kinds)
+    out.print(f"risk zones refreshed: {changed} changed in {result.seconds:.1f} s",
+              soft_wrap=True)
 
 
 class _null:
@@ -326,6 +349,13 @@ def _make_ingest_command(spec: LayerSpec):
             ),
         ] = None,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        refresh: Annotated[
+            bool,
+            typer.Option(
+                help="Recompute the risk zones the change touches (when zones "
+                "have been computed before)."
+            ),
+        ] = True,
     ) -> None:
         _ingest_layer(
             spec,
@@ -342,6 +372,7 @@ def _make_ingest_command(spec: LayerSpec):
             sync=sync,
             report_path=report,
             progress=progress,
+            refresh=refresh,
         )
 
     command.__doc__ = (
@@ -499,6 +530,7 @@ def demo(
                     f"demo data for {layer_id} had {report.rejected} rejected rows: "
                     f"{report.issues[0].reason}"
                 )
+        _demo_computations(engine)
     finally:
         engine.dispose()
     out.print(
@@ -508,6 +540,17 @@ def demo(
     if serve_after:
         logs.configure(settings.log_level, json_lines=settings.log_json)
         _serve(host or settings.host, port or settings.port, 1)
+
+
+def _demo_computations(engine) -> None:
+    """Risk zones and the risk grid for the freshly loaded demo city."""
+    from models.risk.service import compute
+    from models.risk.settings import RiskSettings
+
+    with console.status("computing risk zones"):
+        result = compute(engine, RiskSettings())
+    zones = sum(run.zones for run in result.kinds)
+    out.print(f"risk zones: {zones:,} in {result.seconds:.1f} s", soft_wrap=True)
 
 
 def main() -> None:

@@ -87,6 +87,8 @@ class IngestReport:
     field_mapping: dict[str, str] = field(default_factory=dict)
     kept_in_extra: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: seconds spent in each step (prepare, copy, upsert, index), for tuning
+    phases: dict[str, float] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -249,8 +251,12 @@ def _promotion_sql(spec: LayerSpec, expr: str) -> str:
     )
 
 
-def upsert_sql(spec: LayerSpec, *, sync: bool) -> str:
-    """The statement that moves staged rows into the layer table."""
+def upsert_sql(spec: LayerSpec, *, sync: bool, fresh: bool = False) -> str:
+    """The statement that moves staged rows into the layer table.
+
+    ``fresh``: the table has no row of this source yet, so a plain insert
+    does (no conflict checks, no comparisons).
+    """
     props = [p.name for p in spec.properties]
     cols = ", ".join(f'"{c}"' for c in props)
     sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in props)
@@ -267,6 +273,15 @@ def upsert_sql(spec: LayerSpec, *, sync: bool) -> str:
           AND NOT EXISTS (SELECT 1 FROM stage s WHERE s.source_id = t.source_id
                           AND s.source_part = t.source_part)
         RETURNING 1)"""
+    conflict = (
+        ""
+        if fresh
+        else f"""ON CONFLICT (source, source_id, source_part) DO UPDATE
+        SET {sets}{comma}extra = EXCLUDED.extra, geom = EXCLUDED.geom,
+            updated_at = now()
+        WHERE ({old}{comma}t.extra, t.geom)
+              IS DISTINCT FROM ({new}{comma}EXCLUDED.extra, EXCLUDED.geom)"""
+    )
     return f"""
     WITH up AS (
         INSERT INTO {spec.table} AS t (source, source_id, source_part{comma}{cols},
@@ -275,11 +290,7 @@ def upsert_sql(spec: LayerSpec, *, sync: bool) -> str:
         ", ".join(f's."{c}"' for c in props)
     }, s.extra, {geom}
         FROM stage s
-        ON CONFLICT (source, source_id, source_part) DO UPDATE
-        SET {sets}{comma}extra = EXCLUDED.extra, geom = EXCLUDED.geom,
-            updated_at = now()
-        WHERE ({old}{comma}t.extra, t.geom)
-              IS DISTINCT FROM ({new}{comma}EXCLUDED.extra, EXCLUDED.geom)
+        {conflict}
         RETURNING (xmax = 0) AS inserted){deleted}
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
            {"(SELECT count(*) FROM gone)" if sync else "0"}
@@ -475,6 +486,8 @@ def load_batch(
         engine.begin() as conn,
         _progress(progress, total, f"loading {spec.id}") as tick,
     ):
+        report.phases["prepare"] = round(time.perf_counter() - started, 2)
+        mark = time.perf_counter()
         cur = conn.connection.driver_connection.cursor()
         cur.execute(f"CREATE TEMP TABLE stage ({stage_cols}) ON COMMIT DROP")
         for start in range(0, total, chunk_size):
@@ -486,13 +499,24 @@ def load_batch(
                 tick(stop - start)
         if tick:
             tick(0, f"upserting {spec.id}")
+        report.phases["copy"] = round(time.perf_counter() - mark, 2)
+        mark = time.perf_counter()
         rebuild = _drop_spatial_indexes(cur, spec, total, bulk_rows)
-        cur.execute(upsert_sql(spec, sync=sync), {"source": source})
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM " + spec.table + " WHERE source = %s)",
+            (source,),
+        )
+        fresh = not cur.fetchone()[0]
+        cur.execute(upsert_sql(spec, sync=sync, fresh=fresh), {"source": source})
         inserted, updated, deleted = cur.fetchone()
+        report.phases["upsert"] = round(time.perf_counter() - mark, 2)
+        mark = time.perf_counter()
         for statement in rebuild:
             if tick:
                 tick(0, f"indexing {spec.id}")
             cur.execute(statement)
+        if rebuild:
+            report.phases["index"] = round(time.perf_counter() - mark, 2)
         cur.close()
     report.inserted, report.updated, report.deleted = (
         int(inserted),
@@ -512,6 +536,7 @@ def load_batch(
             "updated": report.updated,
             "rejected": report.rejected,
             "seconds": round(report.seconds, 2),
+            **{f"{k}_s": v for k, v in report.phases.items()},
         },
     )
     return report

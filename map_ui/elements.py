@@ -191,7 +191,7 @@ class RawHtml(Element):
 
 
 def script_json(text: str) -> str:
-    """JSON text made safe inside a ``<script>`` (as Jinja's ``tojson`` does).
+    r"""JSON text made safe inside a ``<script>`` (as Jinja's ``tojson`` does).
 
     >>> script_json('{"a": "</script>"}')
     '{"a": "\\u003c/script\\u003e"}'

@@ -28,7 +28,7 @@ from map_ui.elements import (
     tiles_layer,
 )
 from map_ui.gcj import shift_bounds, shift_geojson
-from map_ui.i18n import Lang, layer_title, t
+from map_ui.i18n import Lang, layer_title, property_titles, t
 from map_ui.settings import MapSettings
 from models.risk.scoring import wall_status
 from models.risk.service import local_today
@@ -42,6 +42,8 @@ _ENV = Environment(autoescape=True)
 HAZARD_GRADES = ("C", "D")
 HAZARD_ZONE_KINDS = ("dangerous_building", "curtain_wall")
 WALL_COLORS = {"due": "#f0a400", "overdue": "#b30000"}
+#: What a due wall's popup shows (kept short: a large city has thousands due).
+WALL_POPUP = ("building", "support_type", "last_checked_on", "next_due", "status")
 
 _DISTRICT = "(CAST(:district AS text) IS NULL OR b.district = :district)"
 
@@ -283,15 +285,18 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
     m.add_child(inline_layer(
         "curtain_walls_due",
         collection_of([feature(shift_geojson(w["geometry"], datum),
-                 _jsonable({k: v for k, v in w.items()
-                            if k not in ("geometry", "minx", "miny", "maxx", "maxy",
-                                         "typhoon")}), w["id"])
+                 _jsonable({k: w[k] for k in WALL_POPUP}), w["id"])
          for w in due_walls[: settings.inline_max_features]]),
         wall_spec, lang, t("curtain_walls_due", lang),
         style={"color": "#00a6ca", "fillColor": "#00a6ca", "weight": 2, "radius": 6,
-               "colorBy": "status", "palette": WALL_COLORS}))
-    zoom_note = ("" if inline_buildings else
-                 t("zoom_hint", lang, zoom=tile_min_zoom(spec, settings)))
+               "colorBy": "status", "palette": WALL_COLORS},
+        titles={**property_titles(wall_spec, lang), "next_due": t("next_due", lang),
+                "status": t("status", lang)}))
+    tiled = [(layer_title(spec, lang), tile_min_zoom(spec, settings))
+             for spec, inline in ((get_layer("buildings"), inline_buildings),
+                                  (zone_spec, inline_zones)) if not inline]
+    zoom_note = "；".join(t("zoom_hint", lang, layer=title, zoom=zoom)
+                         for title, zoom in tiled)
     m.add_child(Legend(
         t("legend_grade", lang),
         [(g, SAFETY_GRADE_COLORS[g]) for g in SAFETY_GRADES]

@@ -104,10 +104,11 @@ class MapSettings(BaseSettings):
         "days count as due (overdue ones always show).",
     )
     tile_min_zoom_by_layer: dict[str, int] = Field(
-        default={"buildings": 14},
+        default={"buildings": 14, "risk_zones": 12},
         description="[D] Per-layer floor of the zoom tiled layers are drawn from: "
         "a zoom-12 tile of the 1,000,000-building city holds up to the tile "
-        "feature cap (20,000), too many to draw in a browser at once.",
+        "feature cap (20,000), and its 40,000 hazard zones at city scale take "
+        "seconds to draw -- too many for a browser at once.",
     )
     tile_layer_min_zoom: int = Field(
         default=8,

@@ -67,14 +67,15 @@ def network_from_database(engine: Engine) -> Network:
                    coalesce(length_m, ST_Length(geom::geography)),
                    coalesce(remediated, false), chief_id, chief_level,
                    ST_X(p), ST_Y(p)
-            FROM (SELECT *, ST_PointOnSurface(geom) AS p FROM layer_rivers
-                  WHERE code IS NOT NULL) r
+            FROM (SELECT DISTINCT ON (code) *, ST_PointOnSurface(geom) AS p
+                  FROM layer_rivers WHERE code IS NOT NULL ORDER BY code, id) r
             ORDER BY code""")
         ).all()
         stations = conn.execute(
             text(
-                "SELECT code, river_code FROM layer_monitoring_stations "
-                "WHERE code IS NOT NULL ORDER BY code"
+                "SELECT DISTINCT ON (code) code, river_code "
+                "FROM layer_monitoring_stations WHERE code IS NOT NULL "
+                "ORDER BY code, id"
             )
         ).all()
         sources = conn.execute(

@@ -360,9 +360,10 @@ def plan_patrols(
             text("""
             SELECT r.code, r.chief_id, r.chief_level, coalesce(w.level, 'none'),
                    coalesce(w.probability, 0), coalesce(w.reasons, '[]'::jsonb)
-            FROM layer_rivers r
+            FROM (SELECT DISTINCT ON (code) code, chief_id, chief_level
+                  FROM layer_rivers WHERE code IS NOT NULL ORDER BY code, id) r
             LEFT JOIN layer_water_quality_warnings w ON w.segment_code = r.code
-            WHERE r.code IS NOT NULL AND r.chief_id IS NOT NULL""")
+            WHERE r.chief_id IS NOT NULL""")
         ).all()
         recs = conn.execute(
             text("""

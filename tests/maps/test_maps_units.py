@@ -127,3 +127,13 @@ def test_colourise_masks_nodata():
     assert rgba.shape == (4, 2, 2) and rgba.dtype == np.uint8
     assert rgba[3, 0, 0] == 0 and rgba[3, 0, 1] == 0  # nodata, minimum
     assert rgba[3, 1, 1] == 180 and tuple(rgba[:3, 1, 1]) == (189, 0, 38)
+
+
+@pytest.mark.parametrize("module", ["map_ui.elements", "map_ui.gcj", "map_ui.charts",
+                                    "map_ui.housing", "map_ui.i18n", "map_ui.rasters"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
