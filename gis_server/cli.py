@@ -20,7 +20,11 @@ from rich.table import Table
 
 from gis_server import logs
 from gis_server.cli_risk import risk_app
-from gis_server.cli_water import patrols_app, predict_app
+from gis_server.cli_water import (
+    ingest_observations_command,
+    patrols_app,
+    predict_app,
+)
 from gis_server.errors import GisServerError, StrictIngestFailed
 from gis_server.settings import (
     DatabaseSettings,
@@ -386,6 +390,9 @@ for _spec in all_layers():
         ingest_app.command(_spec.id)(_make_ingest_command(_spec))
 
 
+ingest_app.command("observations")(ingest_observations_command)
+
+
 @ingest_app.command("raster")
 def ingest_raster(
     name: Annotated[str, typer.Argument(help="Name of the raster layer.")],
@@ -543,14 +550,44 @@ def demo(
 
 
 def _demo_computations(engine) -> None:
-    """Risk zones and the risk grid for the freshly loaded demo city."""
+    """Risk zones, simulated readings, warnings and patrols for the demo city.
+
+    The readings and inspection labels are simulated (synthetic data, like the
+    city); the model is trained on them and scores every segment.
+    """
+    import datetime as dt
+
     from models.risk.service import compute
     from models.risk.settings import RiskSettings
+    from models.water import service as water
+    from models.water.network import network_from_database
+    from models.water.settings import WaterSettings
+    from models.water.simulate import simulate
 
     with console.status("computing risk zones"):
         result = compute(engine, RiskSettings())
     zones = sum(run.zones for run in result.kinds)
     out.print(f"risk zones: {zones:,} in {result.seconds:.1f} s", soft_wrap=True)
+    with console.status("simulating water quality, training, scoring"):
+        started = time.perf_counter()
+        settings = WaterSettings()
+        sim = simulate(network_from_database(engine), seed=0)
+        stored = water.write_simulation(engine, sim, label_fraction=0.2, seed=0)
+        water.train_from_database(engine, settings, sim.now, seed=0)
+        counts = water.score_database(engine, settings, sim.now)
+        tasks = water.plan_patrols(
+            engine,
+            settings,
+            sim.now,
+            period_start=sim.now.date(),
+            period_end=sim.now.date() + dt.timedelta(days=9),
+        )
+    out.print(
+        f"water quality: {stored['readings']:,} simulated readings, warnings "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        + f", {len(tasks):,} patrol tasks in {time.perf_counter() - started:.1f} s",
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

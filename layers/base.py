@@ -57,6 +57,8 @@ class Prop:
     temporal: bool = False
     #: non-negative numbers only (heights, areas, counts)
     non_negative: bool = False
+    #: a btree index: for properties filtered on a hot path (hazard lists)
+    indexed: bool = False
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ BUILDINGS = LayerSpec(
             "安全等级",
             aliases=("safety_grade", "grade", "安全等级"),
             choices=SAFETY_GRADES,
+            indexed=True,
         ),
         Prop(
             "appraised_on",

@@ -124,8 +124,9 @@ def build_table(spec: LayerSpec, meta: MetaData) -> Table:
     Index(f"ix_{spec.table}_geom", table.c.geom, postgresql_using="gist")
     Index(f"ix_{spec.table}_geom_3857", table.c.geom_3857, postgresql_using="gist")
     Index(f"ix_{spec.table}_updated_at", table.c.updated_at)
-    for prop in spec.temporal_props:
-        Index(f"ix_{spec.table}_{prop.name}", table.c[prop.name])
+    for prop in spec.properties:
+        if prop.temporal or prop.indexed:
+            Index(f"ix_{spec.table}_{prop.name}", table.c[prop.name])
     return table
 
 

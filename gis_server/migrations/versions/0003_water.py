@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0003"
 # NOTE: the lead relinks this after the risk migration (0002).
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
