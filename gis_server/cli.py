@@ -7,7 +7,6 @@ Every failure ends with a non-zero exit and one line saying why.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -157,25 +156,11 @@ def db_upgrade(
 
 
 def _write_report(report, path: Path | None) -> Path:
-    if path is None:
-        directory = ingest_settings().report_dir
-        directory.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        path = directory / f"{report.layer}-{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        import csv
+    from ingest.loader import write_report
 
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, ["row", "source_id", "action", "reason"])
-            writer.writeheader()
-            writer.writerows(issue.as_dict() for issue in report.issues)
-    else:
-        path.write_text(
-            json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str),
-            encoding="utf-8",
-        )
-    return path
+    return write_report(
+        report, path, directory=ingest_settings().report_dir, stem=report.layer
+    )
 
 
 def _print_report(report, report_path: Path, shown: int = 3) -> None:
@@ -286,8 +271,10 @@ def _refresh_risk(spec: LayerSpec) -> None:
     finally:
         engine.dispose()
     changed = sum(run.inserted + run.updated + run.deleted for run in result.kinds)
-    out.print(f"risk zones refreshed: {changed} changed in {result.seconds:.1f} s",
-              soft_wrap=True)
+    out.print(
+        f"risk zones refreshed: {changed} changed in {result.seconds:.1f} s",
+        soft_wrap=True,
+    )
 
 
 class _null:

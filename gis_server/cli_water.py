@@ -364,6 +364,7 @@ def ingest_observations_command(
     """
     from gis_server.errors import StrictIngestFailed
     from gis_server.settings import ingest_settings
+    from ingest.loader import write_report
     from ingest.observations import load_observations
 
     try:
@@ -381,22 +382,8 @@ def ingest_observations_command(
         _fail(exc)
     for note in rep.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
-    if report is None:
-        directory = ingest_settings().report_dir
-        directory.mkdir(parents=True, exist_ok=True)
-        report = directory / f"observations-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    if report.suffix.lower() == ".csv":
-        import csv
-
-        with report.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, ["row", "source_id", "action", "reason"])
-            writer.writeheader()
-            writer.writerows(i.as_dict() for i in rep.issues)
-    else:
-        report.write_text(
-            json.dumps(rep.as_dict(), ensure_ascii=False, indent=2, default=str),
-            encoding="utf-8",
-        )
+    report = write_report(
+        rep, report, directory=ingest_settings().report_dir, stem="observations"
+    )
     out.print(rep.summary(), soft_wrap=True, highlight=False)
     console.print(f"report: {report}", highlight=False)

@@ -38,9 +38,13 @@ class DatabaseSettings(BaseSettings):
         default=PROJECT_ROOT / "var" / "pgdata",
         description="Folder of the embedded cluster (created on first start).",
     )
-    host: str = Field(default="127.0.0.1", description="Embedded cluster listen address.")
+    host: str = Field(
+        default="127.0.0.1", description="Embedded cluster listen address."
+    )
     port: int = Field(default=55432, description="Embedded cluster port.")
-    name: str = Field(default="gis", description="Database name in the embedded cluster.")
+    name: str = Field(
+        default="gis", description="Database name in the embedded cluster."
+    )
     user: str = Field(default="gis", description="Role the server connects as.")
     os_user: str = Field(
         default="postgres",
@@ -71,7 +75,9 @@ class DatabaseSettings(BaseSettings):
 class IngestSettings(BaseSettings):
     """Ingest behaviour."""
 
-    model_config = SettingsConfigDict(env_prefix="GIS_INGEST_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GIS_INGEST_", env_file=".env", extra="ignore"
+    )
 
     chunk_size: int = Field(default=50_000, ge=100, description="Rows per COPY chunk.")
     raster_dir: Path = Field(
@@ -87,7 +93,9 @@ class IngestSettings(BaseSettings):
 class ServerSettings(BaseSettings):
     """The HTTP server."""
 
-    model_config = SettingsConfigDict(env_prefix="GIS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GIS_", env_file=".env", extra="ignore"
+    )
 
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8000, description="Port to listen on.")

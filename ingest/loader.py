@@ -10,6 +10,7 @@ With ``strict=True`` a single rejected row means nothing is written.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,6 +107,29 @@ class IngestReport:
         out = {k: v for k, v in self.__dict__.items() if k != "issues"}
         out["issues"] = [i.as_dict() for i in self.issues]
         return out
+
+
+def write_report(report: Any, path: Path | None, *, directory: Path, stem: str) -> Path:
+    """Save an ingest report: JSON (everything) or, for a ``.csv`` path, the issues.
+
+    Without ``path`` the report goes to ``directory/<stem>-<timestamp>.json``.
+    Works for any report with ``issues`` and ``as_dict()`` (layers, readings).
+    """
+    if path is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{stem}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, ["row", "source_id", "action", "reason"])
+            writer.writeheader()
+            writer.writerows(issue.as_dict() for issue in report.issues)
+    else:
+        path.write_text(
+            json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str),
+            encoding="utf-8",
+        )
+    return path
 
 
 def occurrence_numbers(ids: np.ndarray) -> np.ndarray:
