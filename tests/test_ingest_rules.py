@@ -303,3 +303,31 @@ def test_copy_escaping_round_trips_awkward_text(engine):
     stored = rows(engine, "plants", "escapes")
     assert [r["enterprise"] for r in stored] == [a.strip() for a in awkward]
     assert [r["extra"]["note"] for r in stored] == awkward
+
+
+def test_bulk_load_rebuilds_the_indexes_it_drops(engine):
+    def indexes():
+        with engine.connect() as conn:
+            return sorted(
+                conn.execute(
+                    text(
+                        "SELECT indexdef FROM pg_indexes WHERE tablename = 'layer_plants'"
+                    )
+                ).scalars()
+            )
+
+    before = indexes()
+    n = 60
+    geoms = np.array(
+        [shapely.Point(113.3 + i * 1e-4, 23.1) for i in range(n)], dtype=object
+    )
+    batch = FeatureBatch(
+        geoms,
+        {"capacity": np.arange(n, dtype=float)},
+        ids=np.array([f"k{i}" for i in range(n)], dtype=object),
+    )
+    report = load_batch(engine, PLANTS, batch, source="bulk", bulk_rows=10)
+    assert report.inserted == n and "index" in report.phases
+    assert indexes() == before
+    again = load_batch(engine, PLANTS, batch, source="bulk", bulk_rows=10)
+    assert again.unchanged == n and "index" not in again.phases
