@@ -9,7 +9,10 @@ Observation store (heavy; run rarely -- it loads ten million readings):
     .venv/bin/python bench/bench_water.py store [--readings 10000000] [--partitioned]
   writes a wide CSV of simulated readings, loads it with the observation ingest
   into a throw-away embedded cluster (or GIS_BENCH_DATABASE_URL), then times
-  queries by station and time range; with --partitioned also copies the data
+  queries by station and time range, and reading the scoring look-back window
+  (the old GROUP BY pivot of water_observations vs read_readings from the
+  pre-pivoted water_samples); with the demo city also trains and scores all
+  segments through the database; with --partitioned also copies the data
   into a monthly-partitioned table and times the same queries there.
 """
 
@@ -207,6 +210,14 @@ def bench_store(readings: int, seed: int, partitioned: bool, synthetic: bool) ->
         _t(f"reload same file (all duplicates: {again.duplicates:,})", t0)
         with engine.begin() as conn:
             conn.execute(text("ANALYZE water_observations"))
+            conn.execute(text("ANALYZE water_samples"))
+            wide = conn.execute(
+                text(
+                    "SELECT count(*), pg_size_pretty(pg_total_relation_size("
+                    "'water_samples')) FROM water_samples"
+                )
+            ).one()
+            print(f"  water_samples: {wide[0]:,} rows, {wide[1]} with its key")
             sizes = conn.execute(
                 text("""
                 SELECT pg_size_pretty(pg_relation_size('water_observations')),
@@ -239,6 +250,7 @@ def bench_store(readings: int, seed: int, partitioned: bool, synthetic: bool) ->
                 },
             ).scalar()
         _t(f"city-wide one-day window ({cnt:,} rows, BRIN)", t0)
+        _bench_read_readings(engine, net, city.now, WaterSettings().lookback_days)
         if layers is not None:
             _bench_database_path(engine, city, seed)
         if partitioned:
@@ -288,6 +300,53 @@ def bench_store(readings: int, seed: int, partitioned: bool, synthetic: bool) ->
         if cluster is not None:
             cluster.destroy()
         csv_path.unlink(missing_ok=True)
+
+
+def _old_pivot_copy(engine, net, now: dt.datetime, days: int) -> int:
+    """The GROUP BY pivot of water_observations that read_readings ran before
+    water_samples (the "before" figure); returns the bytes streamed."""
+    import io
+
+    from models.water.store import PIVOT_INDICATORS
+
+    start = now - dt.timedelta(days=days)
+    cols = ", ".join(
+        f"coalesce(max(o.value) FILTER (WHERE o.indicator = '{k}'), 'NaN') AS v{j}"
+        for j, k in enumerate(PIVOT_INDICATORS)
+    )
+    outer = ", ".join(f"g.v{j}" for j in range(len(PIVOT_INDICATORS)))
+    sql = (
+        f"COPY (SELECT s.idx::float8, g.t, {outer} FROM (SELECT o.station_code, "
+        f"extract(epoch FROM o.observed_at)::float8 AS t, {cols} "
+        "FROM water_observations o "
+        "WHERE o.observed_at >= %s AND o.observed_at < %s "
+        "GROUP BY o.station_code, o.observed_at) g "
+        "JOIN unnest(%s::text[]) WITH ORDINALITY AS s(code, idx) "
+        "ON s.code = g.station_code) TO STDOUT WITH (FORMAT binary)"
+    )
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        buf = io.BytesIO()
+        cur.copy_expert(
+            cur.mogrify(sql, (start, now, list(net.station_codes))).decode(), buf
+        )
+    finally:
+        raw.close()
+    return len(buf.getvalue())
+
+
+def _bench_read_readings(engine, net, now: dt.datetime, days: int) -> None:
+    """Readings of the look-back window: pivot at query time vs water_samples."""
+    from models.water import service
+
+    for run in ("run 1", "run 2"):
+        t0 = time.perf_counter()
+        size = _old_pivot_copy(engine, net, now, days)
+        _t(f"before: GROUP BY pivot, {days} d ({run}, {size / 1e6:.0f} MB)", t0)
+        t0 = time.perf_counter()
+        r = service.read_readings(engine, net, now, days)
+        _t(f"after: read_readings from water_samples ({run}, {len(r):,} rows)", t0)
 
 
 def _bench_database_path(engine, city, seed: int) -> None:

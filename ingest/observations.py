@@ -34,6 +34,7 @@ from sqlalchemy import Engine, text
 
 from gis_server.errors import IngestError, StrictIngestFailed
 from ingest.loader import Issue
+from models.water.store import PIVOT_INDICATORS
 
 log = logging.getLogger("gis_server.ingest.observations")
 
@@ -430,7 +431,8 @@ def _readings(
 def _move_chunk(
     cur, buf: io.StringIO, load_id: int, update: bool, counts: list[int]
 ) -> None:
-    """COPY one chunk into staging and merge it into ``water_observations``.
+    """COPY one chunk into staging and merge it into ``water_observations``
+    and its wide form ``water_samples`` (same transaction).
 
     With ``update`` a key repeated inside the chunk keeps its last reading
     (DISTINCT ON over COPY order: DO UPDATE may not touch a row twice in one
@@ -479,9 +481,43 @@ def _move_chunk(
             (load_id,),
         )
         ins, upd = cur.rowcount, 0
+    cur.execute(_samples_merge_sql(update))
     cur.execute("TRUNCATE water_obs_staging")
     counts[0] += int(ins)
     counts[1] += int(upd)
+
+
+def _samples_merge_sql(update: bool) -> str:
+    """Upsert of the chunk's (station, time) rows into ``water_samples``.
+
+    Mirrors what the merge into ``water_observations`` kept: with ``update``
+    the last reading of a key in the chunk wins and replaces the stored one;
+    without it the first reading in the chunk is inserted and a stored value
+    is kept. An indicator absent from the chunk leaves the stored one as is; a
+    sample that would not change is not rewritten (a re-load of a file).
+    """
+    cols = ", ".join(f'"{k}"' for k in PIVOT_INDICATORS)
+    aggs = ", ".join(
+        f"max(value) FILTER (WHERE indicator = '{k}')" for k in PIVOT_INDICATORS
+    )
+    new, old = ("EXCLUDED", "w") if update else ("w", "EXCLUDED")
+    sets = ", ".join(
+        f'"{k}" = coalesce({new}."{k}", {old}."{k}")' for k in PIVOT_INDICATORS
+    )
+    merged = ", ".join(f'coalesce({new}."{k}", {old}."{k}")' for k in PIVOT_INDICATORS)
+    stored = ", ".join(f'w."{k}"' for k in PIVOT_INDICATORS)
+    order = "DESC" if update else "ASC"
+    return f"""
+        INSERT INTO water_samples AS w (station_code, observed_at, {cols})
+        SELECT station_code, observed_at, {aggs}
+        FROM (SELECT DISTINCT ON (station_code, observed_at, indicator)
+                     station_code, observed_at, indicator, value
+              FROM water_obs_staging
+              ORDER BY station_code, observed_at, indicator, ctid {order}) k
+        GROUP BY station_code, observed_at
+        ON CONFLICT (station_code, observed_at) DO UPDATE SET {sets}
+        WHERE ({merged}) IS DISTINCT FROM ({stored})
+        """
 
 
 STAGING_DDL = """

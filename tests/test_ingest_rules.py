@@ -311,7 +311,8 @@ def test_bulk_load_rebuilds_the_indexes_it_drops(engine):
             return sorted(
                 conn.execute(
                     text(
-                        "SELECT indexdef FROM pg_indexes WHERE tablename = 'layer_plants'"
+                        "SELECT indexdef FROM pg_indexes "
+                        "WHERE tablename = 'layer_plants'"
                     )
                 ).scalars()
             )

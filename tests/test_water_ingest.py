@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from gis_server.errors import StrictIngestFailed
 from ingest.observations import load_observations, query_station
+from models.water.store import PIVOT_INDICATORS
 
 
 @pytest.fixture
@@ -18,7 +19,31 @@ def clean(engine):
         conn.execute(
             text("DELETE FROM water_observations WHERE station_code LIKE 'T%'")
         )
+        conn.execute(text("DELETE FROM water_samples WHERE station_code LIKE 'T%'"))
     yield
+
+
+def _assert_samples_match_pivot(engine):
+    """water_samples equals the GROUP BY pivot of water_observations (T stations)."""
+    cols = ", ".join(f'"{k}"' for k in PIVOT_INDICATORS)
+    aggs = ", ".join(
+        f"max(value) FILTER (WHERE indicator = '{k}')" for k in PIVOT_INDICATORS
+    )
+    with engine.connect() as conn:
+        pivot = conn.execute(
+            text(
+                f"SELECT station_code, observed_at, {aggs} FROM water_observations "
+                "WHERE station_code LIKE 'T%' GROUP BY 1, 2 ORDER BY 1, 2"
+            )
+        ).all()
+        samples = conn.execute(
+            text(
+                f"SELECT station_code, observed_at, {cols} FROM water_samples "
+                "WHERE station_code LIKE 'T%' ORDER BY 1, 2"
+            )
+        ).all()
+    assert pivot, "no readings stored"
+    assert [tuple(r) for r in samples] == [tuple(r) for r in pivot]
 
 
 def _count(engine, station):
@@ -67,6 +92,7 @@ def test_long_csv_with_bad_rows_and_duplicates(engine, clean, tmp_path):
     again = load_observations(engine, path, check_stations=False)
     assert again.inserted == 0 and again.duplicates == 4
     assert _count(engine, "T1") == 3
+    _assert_samples_match_pivot(engine)
 
 
 def test_update_replaces_values(engine, clean, tmp_path):
@@ -109,6 +135,7 @@ def test_update_replaces_values(engine, clean, tmp_path):
             ).scalar()
             == 2.0
         )
+    _assert_samples_match_pivot(engine)
 
 
 def test_wide_csv_and_strict(engine, clean, tmp_path):
@@ -135,6 +162,7 @@ def test_wide_csv_and_strict(engine, clean, tmp_path):
             )
         ).scalar()
     assert depth == pytest.approx(40.0)
+    _assert_samples_match_pivot(engine)
 
 
 def test_each_load_is_recorded_with_its_report(engine, clean, tmp_path):
@@ -179,3 +207,46 @@ def test_small_chunks_give_the_same_counts(engine, clean, tmp_path, update):
             )
         ).scalar()
     assert first == (9.0 if update else 1.0)
+    _assert_samples_match_pivot(engine)
+
+
+@pytest.mark.parametrize("update", [False, True])
+def test_samples_follow_duplicates_and_updates(engine, clean, tmp_path, update):
+    """Repeats in a chunk, across chunks and against stored readings."""
+    first = tmp_path / "first.csv"
+    first.write_text(
+        "station,time,indicator,value\n"
+        "T6,2026-05-01T09:00,do,1\n"
+        "T6,2026-05-01T09:00,nh3n,2\n"
+        "T6,2026-05-02T09:00,do,3\n"
+        "T6,2026-05-02T09:00,bod5,4\n",
+        encoding="utf-8",
+    )
+    load_observations(engine, first, check_stations=False)
+    _assert_samples_match_pivot(engine)
+    second = tmp_path / "second.csv"
+    second.write_text(
+        "station,time,indicator,value\n"
+        "T6,2026-05-01T09:00,do,5\n"  # repeats a stored reading
+        "T6,2026-05-01T09:00,do,6\n"  # ... twice in the same chunk
+        "T6,2026-05-01T09:00,tp,0.4\n"  # new indicator of a stored sample
+        "T6,2026-05-03T09:00,ph,7\n"
+        "T6,2026-05-03T09:00,ph,8\n"  # repeat inside a new sample
+        "T6,2026-05-03T09:00,do,4\n"
+        "T6,2026-05-02T09:00,do,7\n"
+        "T6,2026-05-03T09:00,ph,9\n",  # repeat in a later chunk
+        encoding="utf-8",
+    )
+    report = load_observations(
+        engine, second, check_stations=False, update=update, chunk_size=7
+    )
+    assert report.inserted == 3
+    _assert_samples_match_pivot(engine)
+    with engine.connect() as conn:
+        do, nh3n, tp = conn.execute(
+            text(
+                "SELECT \"do\", nh3n, tp FROM water_samples WHERE station_code = 'T6' "
+                "ORDER BY observed_at LIMIT 1"
+            )
+        ).one()
+    assert (do, nh3n, tp) == ((6.0 if update else 1.0), 2.0, 0.4)

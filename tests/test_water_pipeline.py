@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from ingest.observations import load_observations
 from models.water import service
 from models.water.network import network_from_database, synthetic_network
 from models.water.settings import WaterSettings
 from models.water.simulate import simulate
+from models.water.store import PIVOT_INDICATORS
 
 SOURCE = "test-water-pipeline"
 
@@ -82,12 +84,14 @@ def stored_city(engine):
             ],
         )
         conn.execute(text("DELETE FROM water_observations"))
+        conn.execute(text("DELETE FROM water_samples"))
         conn.execute(text("DELETE FROM water_patrol_records"))
     yield
     with engine.begin() as conn:
         for table in ("layer_rivers", "layer_monitoring_stations", "layer_plants"):
             conn.execute(text(f"DELETE FROM {table} WHERE source = :s"), {"s": SOURCE})
         conn.execute(text("DELETE FROM water_observations"))
+        conn.execute(text("DELETE FROM water_samples"))
         conn.execute(text("DELETE FROM water_patrol_records"))
         conn.execute(text("DELETE FROM layer_water_quality_warnings"))
         conn.execute(text("DELETE FROM layer_patrol_tasks"))
@@ -142,6 +146,55 @@ def test_pipeline_through_the_database(engine, stored_city, tmp_path):
         period_end=city.now.date() + dt.timedelta(days=9),
     )
     assert tasks and all(t.urgency_rank >= 1 for t in tasks)
+
+
+def _old_pivot(engine, net, now, lookback_days):
+    """Reference: the GROUP BY pivot of water_observations that read_readings ran
+    before water_samples existed, as rows sorted by (station index, time)."""
+    start = now - dt.timedelta(days=lookback_days)
+    cols = ", ".join(
+        f"coalesce(max(o.value) FILTER (WHERE o.indicator = '{k}'), 'NaN')"
+        for k in PIVOT_INDICATORS
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"SELECT s.idx - 1, extract(epoch FROM o.observed_at), {cols} "
+                "FROM water_observations o JOIN unnest(CAST(:codes AS text[])) "
+                "WITH ORDINALITY AS s(code, idx) ON s.code = o.station_code "
+                "WHERE o.observed_at >= :a AND o.observed_at < :b "
+                "GROUP BY s.idx, o.observed_at ORDER BY 1, 2"
+            ),
+            {"codes": list(net.station_codes), "a": start, "b": now},
+        ).all()
+    table = np.array([[float(v) for v in r] for r in rows])
+    table[:, 1] = (table[:, 1] - start.timestamp()) / 86400
+    return table
+
+
+def test_read_readings_equals_the_pivot_of_observations(engine, stored_city, tmp_path):
+    net = network_from_database(engine)
+    city = simulate(net, seed=7, history_days=40, sample_every_days=3)
+    service.write_simulation(engine, city, label_fraction=0.0, seed=7)
+    # a second source of readings at the same samples: new indicators, repeats
+    path_rows = ["station,time,indicator,value"]
+    for code in net.station_codes[:20]:
+        t = (city.now - dt.timedelta(days=1)).isoformat()
+        path_rows += [f"{code},{t},cod,25", f"{code},{t},bod5,4"]
+    csv = tmp_path / "extra.csv"
+    csv.write_text("\n".join(path_rows) + "\n", encoding="utf-8")
+    load_observations(engine, csv, check_stations=False, update=True)
+    for lookback in (30, 10):
+        got = service.read_readings(engine, net, city.now, lookback)
+        ref = _old_pivot(engine, net, city.now, lookback)
+        assert len(got.station) == len(ref) > 100
+        table = np.column_stack(
+            [got.station, got.day] + [got.values[k] for k in PIVOT_INDICATORS]
+        )
+        table = table[np.lexsort((table[:, 1], table[:, 0]))]
+        np.testing.assert_array_equal(table[:, 0], ref[:, 0])
+        np.testing.assert_allclose(table[:, 1], ref[:, 1], rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(table[:, 2:], ref[:, 2:])  # NaN == NaN here
 
 
 def test_zonal_mean_over_river_buffers(engine, stored_city, tmp_path):

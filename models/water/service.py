@@ -20,22 +20,10 @@ from models.water.network import Network, network_from_database
 from models.water.settings import WaterSettings
 from models.water.simulate import Readings, SimulatedCity
 from models.water.standards import GRADE_NAMES
+from models.water.store import PIVOT_INDICATORS
 
 log = logging.getLogger("gis_server.models.water")
 
-PIVOT_INDICATORS = (
-    "transparency",
-    "do",
-    "orp",
-    "nh3n",
-    "turbidity",
-    "tp",
-    "codmn",
-    "cod",
-    "ph",
-    "depth",
-    "rainfall",
-)
 GB_NAMES = ("I", "II", "III", "IV", "V", "劣V")
 
 
@@ -44,32 +32,27 @@ def read_readings(
 ) -> Readings:
     """Samples of the network's stations in the look-back window, in wide form.
 
-    The database pivots readings to one row per (station, time) and streams
-    them as binary COPY of fixed-width float8 fields (missing = NaN), which
-    numpy reads without a Python loop.
+    Reads the pre-pivoted ``water_samples`` (one row per station and time,
+    kept current by the observation ingest) and streams it as binary COPY of
+    fixed-width float8 fields (missing = NaN), which numpy reads without a
+    Python loop.
     """
     start = now - dt.timedelta(days=lookback_days)
-    cols = ", ".join(
-        f"coalesce(max(o.value) FILTER (WHERE o.indicator = '{k}'), 'NaN') AS v{j}"
-        for j, k in enumerate(PIVOT_INDICATORS)
-    )
-    outer = ", ".join(f"g.v{j}" for j in range(len(PIVOT_INDICATORS)))
-    # aggregate first (a GroupAggregate along the primary key, no hash spill),
-    # then number the stations by joining the small code list
+    cols = ", ".join(f"coalesce(w.\"{k}\", 'NaN')" for k in PIVOT_INDICATORS)
+    # the station list is small: number it, then range-scan each station's
+    # window along the primary key
     sql = (
-        f"COPY (SELECT s.idx::float8, g.t, {outer} FROM (SELECT o.station_code, "
-        f"extract(epoch FROM o.observed_at)::float8 AS t, {cols} "
-        "FROM water_observations o "
-        "WHERE o.observed_at >= %s AND o.observed_at < %s "
-        "GROUP BY o.station_code, o.observed_at) g "
-        "JOIN unnest(%s::text[]) WITH ORDINALITY AS s(code, idx) "
-        "ON s.code = g.station_code) TO STDOUT WITH (FORMAT binary)"
+        f"COPY (SELECT s.idx::float8, extract(epoch FROM w.observed_at)::float8, "
+        f"{cols} FROM unnest(%s::text[]) WITH ORDINALITY AS s(code, idx) "
+        "JOIN water_samples w ON w.station_code = s.code "
+        "WHERE w.observed_at >= %s AND w.observed_at < %s) "
+        "TO STDOUT WITH (FORMAT binary)"
     )
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
         buf = io.BytesIO()
-        query = cur.mogrify(sql, (start, now, list(net.station_codes))).decode()
+        query = cur.mogrify(sql, (list(net.station_codes), start, now)).decode()
         cur.copy_expert(query, buf)
     finally:
         raw.close()

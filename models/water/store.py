@@ -16,6 +16,14 @@
   is not worth it yet. NOTE: a bulk history load ordered by station defeats
   the BRIN index (each block range spans all times); if city-wide windows
   become a hot path, partition by month.
+- ``water_samples``: the same readings in wide form, one row per (station,
+  time) with one column per indicator of ``PIVOT_INDICATORS`` (NULL = not
+  measured in that sample; a sample of other indicators only is a row of
+  NULLs, as the GROUP BY pivot gives). Kept current by every writer of
+  ``water_observations`` (``ingest.observations``) in the same transaction,
+  so that scoring reads pre-pivoted rows instead of aggregating ~10 M
+  readings (``bench/bench_water.py store``). Deleting readings must delete or
+  recompute the affected samples; no code path deletes readings yet.
 - ``water_observation_loads``: one row per ingest (source, file, report);
   each reading keeps the id of the load that brought it (an integer rather
   than the source text on ten million rows).
@@ -46,6 +54,22 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from layers import metadata
 
+# indicators with a column in water_samples, in column order (the model's
+# inputs; migration 0005 spells the same list)
+PIVOT_INDICATORS = (
+    "transparency",
+    "do",
+    "orp",
+    "nh3n",
+    "turbidity",
+    "tp",
+    "codmn",
+    "cod",
+    "ph",
+    "depth",
+    "rainfall",
+)
+
 observations = Table(
     "water_observations",
     metadata,
@@ -66,6 +90,16 @@ Index(
     "ix_water_observations_observed_at_brin",
     observations.c.observed_at,
     postgresql_using="brin",
+)
+
+samples = Table(
+    "water_samples",
+    metadata,
+    Column("station_code", Text, nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    *(Column(k, Double) for k in PIVOT_INDICATORS),
+    PrimaryKeyConstraint("station_code", "observed_at", name="pk_water_samples"),
+    comment="Readings pivoted to one row per station and time (NULL = missing)",
 )
 
 observation_loads = Table(
