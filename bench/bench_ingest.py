@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg2
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,34 +44,8 @@ SCRATCH = "gis_bench_ingest"
 
 def scratch_database(settings: DatabaseSettings) -> str:
     """A fresh, migrated database next to the configured one; its URL."""
-    url = make_url(db.ensure_database(settings))
-    admin_user = "postgres" if settings.embedded else url.username
-    admin = psycopg2.connect(
-        host=url.host,
-        port=url.port,
-        user=admin_user,
-        password=url.password,
-        dbname="postgres",
-    )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{SCRATCH}" OWNER "{url.username}"')
-    admin.close()
-    conn = psycopg2.connect(
-        host=url.host,
-        port=url.port,
-        user=admin_user,
-        password=url.password,
-        dbname=SCRATCH,
-    )
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    conn.close()
-    scratch_url = url.set(database=SCRATCH).render_as_string(hide_password=False)
-    db.upgrade(scratch_url)
-    return scratch_url
+    db.ensure_database(settings)
+    return db.create_database(settings, SCRATCH).effective_url()
 
 
 def run_ours(url: str, path: Path) -> dict:
@@ -186,18 +159,7 @@ def main() -> None:
     (out / "ingest.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     if not args.keep:
-        url = make_url(DatabaseSettings().effective_url())
-        admin = psycopg2.connect(
-            host=url.host,
-            port=url.port,
-            user="postgres" if DatabaseSettings().embedded else url.username,
-            password=url.password,
-            dbname="postgres",
-        )
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
-        admin.close()
+        db.drop_database(DatabaseSettings(), SCRATCH)
 
 
 if __name__ == "__main__":

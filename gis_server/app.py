@@ -24,6 +24,7 @@ from gis_server.api.tiles import TileCacheMiddleware
 from gis_server.api.tiles import router as tiles_router
 from gis_server.db import make_engine
 from gis_server.features.config import FeaturesSettings
+from gis_server.logs import log_request
 from gis_server.settings import (
     DatabaseSettings,
     ServerSettings,
@@ -32,7 +33,6 @@ from gis_server.settings import (
 )
 
 log = logging.getLogger("gis_server.app")
-request_log = logging.getLogger("gis_server.requests")
 
 
 def create_app(
@@ -117,16 +117,9 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            request_log.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
+            log_request(
+                scope,
                 status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                    "layer": scope.get("path_params", {}).get("collection_id"),
-                },
+                start,
+                layer=scope.get("path_params", {}).get("collection_id"),
             )

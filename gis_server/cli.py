@@ -26,7 +26,6 @@ from gis_server.cli_water import (
 )
 from gis_server.errors import GisServerError, StrictIngestFailed
 from gis_server.settings import (
-    DatabaseSettings,
     database_settings,
     ingest_settings,
     server_settings,
@@ -71,14 +70,12 @@ def _main(
     logs.configure("DEBUG" if verbose else "WARNING", json_lines=settings.log_json)
 
 
-def _engine(settings: DatabaseSettings | None = None, *, start: bool = True):
+def _engine(*, start: bool = True):
     """Engine on the configured database, starting the embedded one if needed."""
     from gis_server import db
 
-    settings = settings or database_settings()
-    if start:
-        db.ensure_database(settings)
-    return db.make_engine(settings)
+    settings = database_settings()
+    return db.open_engine(settings) if start else db.make_engine(settings)
 
 
 # -- db ----------------------------------------------------------------------

@@ -39,9 +39,7 @@ RasterOption = Annotated[bool, typer.Option("--raster/--no-raster",
 def _engine():
     from gis_server import db
 
-    settings = database_settings()
-    db.ensure_database(settings)
-    return db.make_engine(settings)
+    return db.open_engine(database_settings())
 
 
 def _print_report(report, as_json: bool) -> None:

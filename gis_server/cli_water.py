@@ -37,9 +37,7 @@ def _engine():
     from gis_server import db
     from gis_server.settings import database_settings
 
-    settings = database_settings()
-    db.ensure_database(settings)
-    return db.make_engine(settings)
+    return db.open_engine(database_settings())
 
 
 def _now(value: str | None) -> dt.datetime:

@@ -46,6 +46,73 @@ def ensure_database(settings: DatabaseSettings) -> str:
     return settings.effective_url()
 
 
+def open_engine(settings: DatabaseSettings) -> Engine:
+    """Start the embedded cluster if it is the one configured; an engine on it."""
+    ensure_database(settings)
+    return make_engine(settings)
+
+
+def admin_dsn(settings: DatabaseSettings, database: str = "postgres") -> str:
+    """A libpq DSN for administration: ``postgres`` on the embedded cluster, the
+    URL's own (super)user on an external server."""
+    if settings.url:
+        from sqlalchemy.engine import make_url
+
+        return (
+            make_url(settings.url)
+            .set(drivername="postgresql", database=database)
+            .render_as_string(hide_password=False)
+        )
+    return f"host={settings.host} port={settings.port} user=postgres dbname={database}"
+
+
+def create_database(settings: DatabaseSettings, name: str) -> DatabaseSettings:
+    """A fresh database ``name`` beside the configured one, with PostGIS and
+    migrated to head (one of that name is dropped first); its settings.
+
+    For tests and benchmarks that need a database of their own.
+    """
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    owner = make_url(settings.effective_url()).username
+    admin = psycopg2.connect(admin_dsn(settings))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+    finally:
+        admin.close()
+    conn = psycopg2.connect(admin_dsn(settings, name))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    finally:
+        conn.close()
+    if settings.url:
+        url = make_url(settings.url).set(database=name)
+        created = DatabaseSettings(url=url.render_as_string(hide_password=False))
+    else:
+        created = settings.model_copy(update={"name": name})
+    upgrade(created.effective_url())
+    return created
+
+
+def drop_database(settings: DatabaseSettings, name: str) -> None:
+    """Drop database ``name`` on the server of ``settings`` (if it exists)."""
+    import psycopg2
+
+    admin = psycopg2.connect(admin_dsn(settings))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
 def alembic_config(url: str):
     from alembic.config import Config
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from typing import Any
 
 #: LogRecord attributes that are not structured fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -70,3 +72,25 @@ def configure(level: str = "INFO", *, json_lines: bool = False) -> None:
     root.propagate = False
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+_requests = logging.getLogger("gis_server.requests")
+
+
+def log_request(
+    scope: dict[str, Any], status: int, start: float, **fields: Any
+) -> None:
+    """The one line per HTTP request: method, path, status, duration, layer."""
+    _requests.info(
+        "%s %s %s",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+            **fields,
+        },
+    )

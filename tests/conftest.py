@@ -15,10 +15,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from gis_server import db
 from gis_server.embedded import EmbeddedCluster
@@ -39,28 +37,13 @@ def db_settings() -> Iterator[DatabaseSettings]:
     """Settings of a database made for this test session, migrated to head."""
     external = os.environ.get("GIS_TEST_DATABASE_URL")
     if external:
-        url = make_url(external)
+        server = DatabaseSettings(url=external)
         name = f"gis_test_{uuid.uuid4().hex[:8]}"
-        admin = psycopg2.connect(
-            url.set(drivername="postgresql").render_as_string(False)
-        )
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        test_url = url.set(database=name).render_as_string(hide_password=False)
-        conn = psycopg2.connect(
-            make_url(test_url).set(drivername="postgresql").render_as_string(False)
-        )
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-        conn.close()
-        settings = DatabaseSettings(url=test_url)
-        db.upgrade(settings.effective_url())
-        yield settings
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+        settings = db.create_database(server, name)
+        try:
+            yield settings
+        finally:
+            db.drop_database(server, name)
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="gis-test-"))

@@ -35,11 +35,11 @@ except ImportError:  # pragma: no cover - falls back to zlib
 from gis_server import tiles
 from gis_server.cache import CachedTile, LayerVersions, TileCache
 from gis_server.errors import DatabaseUnavailable, InvalidParameter, NotFound
+from gis_server.logs import log_request
 from gis_server.settings import DatabaseSettings, TileSettings, database_settings
 from layers import LayerSpec, UnknownLayer, get_layer
 
 log = logging.getLogger("gis_server.api.tiles")
-request_log = logging.getLogger("gis_server.requests")
 
 #: OGC API - Tiles conformance classes these routes implement (for /conformance).
 CONFORMANCE_CLASSES = (
@@ -421,20 +421,8 @@ class TileCacheMiddleware:
         settings = getattr(scope["app"].state, "server_settings", None)
         if settings is None or not settings.log_requests:
             return
-        request_log.info(
-            "%s %s %s",
-            scope["method"],
-            scope["path"],
-            status,
-            extra={
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                "layer": scope["path"].split("/")[2],
-                "cache": "hit",
-            },
-        )
+        log_request(scope, status, start, layer=scope["path"].split("/")[2],
+                    cache="hit")
 
 
 def _format(f: str | None, default: str = "mvt") -> str:

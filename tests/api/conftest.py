@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -25,7 +24,6 @@ from features_fixtures import (
     make_app,
 )
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from gis_server import db
 from gis_server.settings import DatabaseSettings
@@ -33,53 +31,14 @@ from gis_server.settings import DatabaseSettings
 API_DB = "gis_api_test"
 
 
-def _admin_dsn(settings: DatabaseSettings) -> str:
-    if settings.url:
-        return (
-            make_url(settings.url)
-            .set(drivername="postgresql", database="postgres")
-            .render_as_string(hide_password=False)
-        )
-    return f"host={settings.host} port={settings.port} user=postgres dbname=postgres"
-
-
 @pytest.fixture(scope="session")
 def api_db_settings(db_settings: DatabaseSettings) -> Iterator[DatabaseSettings]:
     """A migrated database for the features API tests alone."""
-    admin = psycopg2.connect(_admin_dsn(db_settings))
-    admin.autocommit = True
-    owner = make_url(db_settings.effective_url()).username
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{API_DB}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{API_DB}" OWNER "{owner}"')
-    if db_settings.url:
-        settings = DatabaseSettings(
-            url=make_url(db_settings.url)
-            .set(database=API_DB)
-            .render_as_string(hide_password=False)
-        )
-        ext_dsn = (
-            make_url(settings.url)
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False)
-        )
-    else:
-        settings = db_settings.model_copy(update={"name": API_DB})
-        ext_dsn = (
-            f"host={settings.host} port={settings.port} user=postgres dbname={API_DB}"
-        )
-    conn = psycopg2.connect(ext_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    conn.close()
-    db.upgrade(settings.effective_url())
+    settings = db.create_database(db_settings, API_DB)
     try:
         yield settings
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{API_DB}" WITH (FORCE)')
-        admin.close()
+        db.drop_database(db_settings, API_DB)
 
 
 @pytest.fixture(scope="session")

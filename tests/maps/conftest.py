@@ -19,11 +19,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 import uvicorn
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from gis_server import db
 from gis_server.app import create_app
@@ -48,39 +46,14 @@ CHROMIUM_ARGS = [
 AS_OF = dt.date(2026, 11, 30)
 
 
-def _admin_dsn(settings: DatabaseSettings, database: str = "postgres") -> str:
-    if settings.url:
-        return (make_url(settings.url).set(drivername="postgresql", database=database)
-                .render_as_string(hide_password=False))
-    return f"host={settings.host} port={settings.port} user=postgres dbname={database}"
-
-
 @pytest.fixture(scope="session")
 def maps_db_settings(db_settings: DatabaseSettings) -> Iterator[DatabaseSettings]:
     """A migrated database for the map tests alone (dropped afterwards)."""
-    admin = psycopg2.connect(_admin_dsn(db_settings))
-    admin.autocommit = True
-    owner = make_url(db_settings.effective_url()).username
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{MAPS_DB}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{MAPS_DB}" OWNER "{owner}"')
-    if db_settings.url:
-        settings = DatabaseSettings(url=make_url(db_settings.url).set(database=MAPS_DB)
-                                    .render_as_string(hide_password=False))
-    else:
-        settings = db_settings.model_copy(update={"name": MAPS_DB})
-    conn = psycopg2.connect(_admin_dsn(db_settings, MAPS_DB))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    conn.close()
-    db.upgrade(settings.effective_url())
+    settings = db.create_database(db_settings, MAPS_DB)
     try:
         yield settings
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{MAPS_DB}" WITH (FORCE)')
-        admin.close()
+        db.drop_database(db_settings, MAPS_DB)
 
 
 def load_demo(engine: Engine, work: Path) -> None:
