@@ -124,8 +124,10 @@ def _is_null(value: Any) -> bool:
     return isinstance(value, str) and value.strip() == ""
 
 
-def coerce(value: Any, prop: Prop) -> Any:
+def coerce(value: Any, prop: Prop, tz: dt.tzinfo = dt.UTC) -> Any:
     """One source value as the property's Python type; raises CoercionError.
+
+    A date-time without a zone is taken to be in ``tz``.
 
     Examples
     --------
@@ -159,7 +161,7 @@ def coerce(value: Any, prop: Prop) -> Any:
         elif kind == "date":
             out = _date(value)
         elif kind == "datetime":
-            out = _datetime(value)
+            out = _datetime(value, tz)
         elif kind == "json":
             out = value
         else:  # pragma: no cover - declarations are checked at import
@@ -218,7 +220,7 @@ def _date(value: Any) -> dt.date:
     return dt.date.fromisoformat(text[:10])
 
 
-def _datetime(value: Any) -> dt.datetime:
+def _datetime(value: Any, tz: dt.tzinfo = dt.UTC) -> dt.datetime:
     if isinstance(value, np.datetime64):
         value = value.astype("datetime64[us]").item()
     if isinstance(value, dt.datetime):
@@ -228,7 +230,7 @@ def _datetime(value: Any) -> dt.datetime:
     else:
         out = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     if out.tzinfo is None:
-        out = out.replace(tzinfo=dt.UTC)
+        out = out.replace(tzinfo=tz)
     return out
 
 

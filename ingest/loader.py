@@ -236,7 +236,7 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 _NULL = "\\N"
 
 
-def _copy_text(values: list, prop_type: str) -> list[str]:
+def copy_text(values: list, prop_type: str) -> list[str]:
     """Values as fields of PostgreSQL's COPY text format (``\\N`` for null)."""
     if prop_type == "text":
         present = [v for v in values if v is not None]
@@ -497,7 +497,7 @@ def load_batch(
         fields.append(
             [_NULL] * len(kept_idx)
             if values is None
-            else _copy_text([values[i] for i in kept_idx], prop.type)
+            else copy_text([values[i] for i in kept_idx], prop.type)
         )
     fields.append(
         [

@@ -17,7 +17,6 @@ reported (row number, reason) and skipped, or abort everything with
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -34,6 +33,7 @@ from sqlalchemy import Engine, text
 
 from gis_server.errors import IngestError, StrictIngestFailed
 from ingest.loader import Issue
+from ingest.records import Record, rows_from_file
 from models.water.store import PIVOT_INDICATORS
 
 log = logging.getLogger("gis_server.ingest.observations")
@@ -190,75 +190,6 @@ class ObservationIngestReport:
         out = {k: v for k, v in self.__dict__.items() if k != "issues"}
         out["issues"] = [i.as_dict() for i in self.issues]
         return out
-
-
-#: A parsed record: a list of values in header order, or the reason it is bad.
-Record = list | str
-
-
-def _rows_from_file(path: Path) -> tuple[list[str], Iterator[tuple[int, Record]]]:
-    """Header and (row number, values in header order) of a CSV or JSON file."""
-    suffix = path.suffix.lower()
-    if suffix in {".csv", ".txt", ".tsv"}:
-        fh = path.open(newline="", encoding="utf-8-sig")
-        reader = csv.reader(fh, dialect="excel-tab" if suffix == ".tsv" else "excel")
-        try:
-            header = next(reader)
-        except StopIteration:
-            fh.close()
-            return [], iter(())
-        width = len(header)
-
-        def gen() -> Iterator[tuple[int, Record]]:
-            with fh:
-                for i, row in enumerate(reader, start=2):  # row 1 is the header
-                    if len(row) == width:
-                        yield i, row
-                    else:
-                        yield i, f"{len(row)} fields, header has {width}"
-
-        return header, gen()
-    if suffix in {".json", ".jsonl", ".ndjson"}:
-        records: list = []
-        try:
-            if suffix == ".json":
-                data = json.loads(path.read_text(encoding="utf-8"))
-                if isinstance(data, dict):
-                    data = (
-                        data.get("readings")
-                        or data.get("observations")
-                        or data.get("data")
-                    )
-                if not isinstance(data, list):
-                    raise IngestError(f"{path.name}: expected a list of readings")
-                records = list(enumerate(data, 1))
-            else:
-                with path.open(encoding="utf-8") as fh:
-                    for i, line in enumerate(fh, 1):
-                        if line.strip():
-                            try:
-                                records.append((i, json.loads(line)))
-                            except ValueError as exc:
-                                records.append((i, f"bad JSON ({exc})"))
-        except (OSError, ValueError) as exc:
-            raise IngestError(f"{path.name}: not readable JSON ({exc})") from exc
-        header: list[str] = []
-        for _, rec in records:
-            if isinstance(rec, dict):
-                header += [k for k in rec if k not in header]
-
-        def gen_json() -> Iterator[tuple[int, Record]]:
-            for i, rec in records:
-                if isinstance(rec, dict):
-                    yield i, [rec.get(h) for h in header]
-                else:
-                    yield i, rec if isinstance(rec, str) else "not an object"
-
-        return header, gen_json()
-    raise IngestError(
-        f"{path.name}: unsupported observation format {suffix!r} "
-        "(use .csv, .tsv, .json or .jsonl)"
-    )
 
 
 class _Normaliser:
@@ -583,7 +514,7 @@ def load_observations(
     path = Path(path)
     started = time.perf_counter()
     report = ObservationIngestReport(origin=path.name)
-    header, rows = _rows_from_file(path)
+    header, rows = rows_from_file(path)
     if not header:
         report.notes.append("empty file")
         return report

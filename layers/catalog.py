@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from layers.base import LayerSpec, Prop, Style
 from layers.risk import RISK_LAYERS
+from layers.supervision import SUPERVISION_LAYERS
 from layers.water import WATER_LAYERS
 
 DISTRICT_ALIASES = ("district", "district_name", "区", "所属区", "行政区")
@@ -433,4 +434,5 @@ LAYERS: tuple[LayerSpec, ...] = (
     PLANTS,
     *RISK_LAYERS,
     *WATER_LAYERS,
+    *SUPERVISION_LAYERS,
 )

@@ -35,6 +35,7 @@ from sqlalchemy.types import TypeEngine
 
 from layers.base import LayerSpec
 from layers.catalog import LAYERS
+from layers.feeds import FeedSpec, all_feeds
 
 metadata = MetaData(
     naming_convention={
@@ -168,7 +169,65 @@ raster_layers = Table(
     ),
 )
 
+
+def build_feed_table(spec: FeedSpec, meta: MetaData) -> Table:
+    """The table of one record feed: typed columns, ``extra``, unique ``key``."""
+    columns: list = [Column("id", BigInteger, Identity(always=False), primary_key=True)]
+    constraints: list = [
+        UniqueConstraint(*spec.key, name=f"uq_{spec.table}_key"),
+    ]
+    for prop in spec.columns:
+        columns.append(
+            Column(
+                prop.name,
+                _sql_type(prop.type),
+                nullable=prop.name not in spec.must_have,
+                comment=prop.title,
+            )
+        )
+        if prop.choices:
+            allowed = ", ".join(f"'{c}'" for c in prop.choices)
+            constraints.append(
+                CheckConstraint(
+                    f"{prop.name} IN ({allowed})", name=f"{prop.name}_choice"
+                )
+            )
+        if prop.non_negative:
+            constraints.append(
+                CheckConstraint(f"{prop.name} >= 0", name=f"{prop.name}_non_negative")
+            )
+    columns += [
+        Column("source", Text, nullable=False),
+        Column("extra", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column(
+            "loaded_at",
+            DateTime(timezone=True),
+            nullable=False,
+            server_default=func.now(),
+        ),
+    ]
+    table = Table(
+        spec.table,
+        meta,
+        *columns,
+        *constraints,
+        comment=f"{spec.title} ({spec.title_zh})",
+    )
+    for prop in spec.columns:
+        if prop.temporal or prop.indexed:
+            Index(f"ix_{spec.table}_{prop.name}", table.c[prop.name])
+    return table
+
+
 _TABLES: dict[str, Table] = {spec.id: build_table(spec, metadata) for spec in LAYERS}
+_FEED_TABLES: dict[str, Table] = {
+    spec.id: build_feed_table(spec, metadata) for spec in all_feeds()
+}
+
+
+def feed_table(feed_id: str) -> Table:
+    """The SQLAlchemy table of a declared record feed."""
+    return _FEED_TABLES[feed_id]
 
 
 def table_for(layer_id: str) -> Table:

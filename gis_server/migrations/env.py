@@ -6,6 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
+import gis_server.audit  # noqa: F401  (registers the audit log on metadata)
 import models.water.store  # noqa: F401  (registers the water tables on metadata)
 from layers import metadata
 

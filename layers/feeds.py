@@ -1,0 +1,95 @@
+"""Record feeds: tables of dated records that are not map features.
+
+A supervision system keeps more than map features: structural readings per
+building, batching records per concrete plant, attendance per worker, monthly
+metrics per provident-fund centre, inspection records. Each such table is one
+:class:`FeedSpec`: its id (public: ``gis-server ingest feed <id>``), typed
+columns (the same :class:`~layers.base.Prop` vocabulary as layer properties,
+so source names are matched and values coerced by the same code), and the
+natural key a re-loaded record is matched on. The table, the ingest and the
+report are derived from the declaration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from layers.base import Prop
+
+#: Columns every feed table has besides its declared ones.
+FEED_RESERVED = frozenset({"id", "source", "extra", "loaded_at"})
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """A feed of records: one table ``feed_<id>``, upserted on ``key``.
+
+    ``subject`` names the layer the records are about and the column holding
+    that layer's ``source_id`` (``("buildings", "building_id")``), so rules
+    can place their warnings on the map.
+    """
+
+    id: str
+    title: str
+    title_zh: str
+    description: str
+    columns: tuple[Prop, ...]
+    #: the natural key: a record loaded again with the same key replaces the old
+    key: tuple[str, ...]
+    #: columns a record cannot go without (the key columns always are)
+    required: tuple[str, ...] = ()
+    #: supervision domain (``buildings``, ``concrete``, ``sites``, ...)
+    domain: str = ""
+    subject: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"feed {self.id}: duplicate column names")
+        if set(names) & FEED_RESERVED:
+            raise ValueError(f"feed {self.id}: reserved column names")
+        missing = [k for k in (*self.key, *self.required) if k not in names]
+        if missing or not self.key:
+            raise ValueError(f"feed {self.id}: key/required not declared: {missing}")
+        if self.subject and self.subject[1] not in names:
+            raise ValueError(f"feed {self.id}: subject column {self.subject[1]}")
+
+    @property
+    def table(self) -> str:
+        return f"feed_{self.id}"
+
+    @property
+    def prop_by_name(self) -> dict[str, Prop]:
+        return {c.name: c for c in self.columns}
+
+    @property
+    def properties(self) -> tuple[Prop, ...]:
+        """The columns under the name field matching expects of a layer."""
+        return self.columns
+
+    @property
+    def must_have(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.key, *self.required)))
+
+
+_FEEDS: dict[str, FeedSpec] = {}
+
+
+def register_feed(spec: FeedSpec) -> FeedSpec:
+    """Declare a feed (each domain module calls this once per feed)."""
+    if spec.id in _FEEDS and _FEEDS[spec.id] != spec:
+        raise ValueError(f"two feeds share the id {spec.id!r}")
+    _FEEDS[spec.id] = spec
+    return spec
+
+
+def get_feed(feed_id: str) -> FeedSpec:
+    try:
+        return _FEEDS[feed_id]
+    except KeyError:
+        known = ", ".join(sorted(_FEEDS)) or "none"
+        raise KeyError(f"unknown feed {feed_id!r} (known: {known})") from None
+
+
+def all_feeds() -> tuple[FeedSpec, ...]:
+    return tuple(_FEEDS.values())

@@ -1,0 +1,8 @@
+"""Declarations of the fund supervision domain (feeds and layers)."""
+
+from __future__ import annotations
+
+from layers.base import LayerSpec
+
+#: Map layers this domain adds (none yet).
+LAYERS: tuple[LayerSpec, ...] = ()
