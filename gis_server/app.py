@@ -16,14 +16,21 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gis_server.api.admin import router as admin_router
+from gis_server.api.auth import AuthMiddleware
+from gis_server.api.auth import router as auth_router
 from gis_server.api.errors import install_error_handlers
 from gis_server.api.features import router as features_router
 from gis_server.api.landing import router as landing_router
 from gis_server.api.maps import router as maps_router
 from gis_server.api.tiles import TileCacheMiddleware
 from gis_server.api.tiles import router as tiles_router
+from gis_server.api.writes import router as writes_router
+from gis_server.auth import dbsecurity
+from gis_server.auth.settings import AuthSettings
 from gis_server.db import make_engine
 from gis_server.features.config import FeaturesSettings
+from gis_server.limits import LimitMiddleware, LimitSettings, LoginThrottle
 from gis_server.logs import log_request
 from gis_server.settings import (
     DatabaseSettings,
@@ -39,11 +46,15 @@ def create_app(
     db: DatabaseSettings | None = None,
     server: ServerSettings | None = None,
     features: FeaturesSettings | None = None,
+    auth: AuthSettings | None = None,
+    limits: LimitSettings | None = None,
 ) -> FastAPI:
     """The FastAPI application serving every declared layer."""
     db_settings = db or database_settings()
     server_cfg = server or server_settings()
     features_cfg = features or FeaturesSettings()
+    auth_cfg = auth or AuthSettings()
+    limits_cfg = limits or LimitSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +83,9 @@ def create_app(
     app.state.db_settings = db_settings
     app.state.server_settings = server_cfg
     app.state.features_settings = features_cfg
+    app.state.auth_settings = auth_cfg
+    app.state.limit_settings = limits_cfg
+    app.state.login_throttle = LoginThrottle(limits_cfg)
 
     # level 4: most of the size gain of 9 at a fraction of the CPU (pages of
     # thousands of features are hundreds of KB)
@@ -80,15 +94,23 @@ def create_app(
         app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
     app.include_router(landing_router)
+    app.include_router(auth_router)
     app.include_router(features_router)
+    app.include_router(writes_router)
     app.include_router(tiles_router)
     app.include_router(maps_router)
-    app.add_middleware(TileCacheMiddleware)  # outermost: cached tiles skip routing
+    app.include_router(admin_router)
+    # outermost last: limits -> caller -> tile cache (cached tiles skip routing
+    # but are still counted and scoped to the caller)
+    app.add_middleware(TileCacheMiddleware)
+    app.add_middleware(AuthMiddleware, settings=auth_cfg)
+    app.add_middleware(LimitMiddleware, settings=limits_cfg)
     return app
 
 
 def _make_engine(settings: DatabaseSettings):
-    return make_engine(settings, statement_timeout=True)
+    # every transaction runs with the request caller's scope (row-level security)
+    return dbsecurity.install(make_engine(settings, statement_timeout=True))
 
 
 class RequestLogMiddleware:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.pool import NullPool
 
 from gis_server.settings import DatabaseSettings
 
@@ -128,6 +129,18 @@ def upgrade(url: str, revision: str = "heads") -> None:
 
     log.info("applying migrations", extra={"revision": revision})
     command.upgrade(alembic_config(url), revision)
+    # roles, grants and row-level policies follow the layer declarations, not
+    # the migration history: re-derived after every upgrade
+    from sqlalchemy import create_engine
+
+    from gis_server.auth import dbsecurity
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            dbsecurity.sync(conn)
+    finally:
+        engine.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:

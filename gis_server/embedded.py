@@ -388,6 +388,9 @@ class EmbeddedCluster:
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
             if cur.fetchone() is None:
                 cur.execute(f'CREATE ROLE "{user}" LOGIN')
+            # row-level security: migrations create the scoped roles
+            # (gis_server.auth.dbsecurity) and grant them to this owner
+            cur.execute(f'ALTER ROLE "{user}" CREATEROLE')
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cur.fetchone() is None:
                 cur.execute(f'CREATE DATABASE "{name}" OWNER "{user}"')

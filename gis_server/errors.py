@@ -57,6 +57,47 @@ class InvalidGeometry(InvalidParameter):
     pass
 
 
+class Unauthorized(GisServerError):
+    """No valid credentials: sign in, or send an API key (HTTP 401)."""
+
+    code = "Unauthorized"
+
+
+class Forbidden(GisServerError):
+    """Signed in, the resource is visible, but this role may not do this (403)."""
+
+    code = "Forbidden"
+
+
+class Conflict(GisServerError):
+    """The request conflicts with the current state (a name taken; HTTP 409)."""
+
+    code = "Conflict"
+
+
+class PayloadTooLarge(GisServerError):
+    """A request body, or the number of features in it, exceeds a limit."""
+
+    code = "PayloadTooLarge"
+
+
+class TooManyRequests(GisServerError):
+    """A client is over a request or login budget; retry after ``retry_after`` s."""
+
+    code = "TooManyRequests"
+
+    def __init__(self, description: str, retry_after: int = 1) -> None:
+        super().__init__(description)
+        #: whole seconds until a retry can succeed (>= 1)
+        self.retry_after = max(1, int(retry_after))
+
+
+class IllegalTransition(GisServerError):
+    """A warning cannot take this step from its current state (HTTP 409)."""
+
+    code = "InvalidTransition"
+
+
 class IngestError(GisServerError):
     """A file cannot be ingested at all (unreadable, unknown format)."""
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from layers.base import LayerSpec, Prop, Style
+from layers.base import ROLES, Access, LayerSpec, Prop, Style
 from layers.catalog import LAYERS
 from layers.tables import metadata, table_for
 
 __all__ = [
     "LAYERS",
+    "ROLES",
+    "Access",
     "LayerSpec",
     "Prop",
     "Style",

@@ -73,6 +73,41 @@ class Style:
     palette: dict[str, str] = field(default_factory=dict)
 
 
+#: The roles accounts have (``gis-server users add --role``).
+ROLES = ("admin", "analyst", "housing_officer", "river_chief")
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may read and edit a layer's features.
+
+    ``read``/``write``: roles that read (edit) every feature. ``scoped``:
+    roles that read only the features whose ``column`` equals the account's
+    own attribute (a housing officer's district, a river chief's chief id),
+    and, when also in ``scoped_write``, edit those. A role in none of them
+    does not see the layer at all. Administrators always read and edit.
+    Enforced by ``gis_server.auth.policy`` and, in the database, by the
+    row-level security policies derived from these declarations.
+    """
+
+    read: tuple[str, ...] = ("analyst",)
+    write: tuple[str, ...] = ()
+    scoped: tuple[tuple[str, str], ...] = ()  # (role, column)
+    scoped_write: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        roles = {*self.read, *self.write, *(r for r, _ in self.scoped)}
+        unknown = roles - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}")
+        if set(self.scoped_write) - {r for r, _ in self.scoped}:
+            raise ValueError("scoped_write roles must be scoped")
+
+
+#: Reference layers every account reads (boundaries, roads).
+PUBLIC_REFERENCE = Access(read=("analyst", "housing_officer", "river_chief"))
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """A map layer: one table of features in EPSG:4326.
@@ -97,6 +132,8 @@ class LayerSpec:
     computed: bool = False
     #: keywords for the collection document
     keywords: tuple[str, ...] = ()
+    #: who reads and edits it (analysts read, administrators edit, by default)
+    access: Access = field(default_factory=Access)
 
     def __post_init__(self) -> None:
         bad = [g for g in self.geometry_types if g not in GEOMETRY_TYPES]
@@ -105,6 +142,9 @@ class LayerSpec:
         names = [p.name for p in self.properties]
         if len(set(names)) != len(names):
             raise ValueError(f"layer {self.id}: duplicate property names")
+        for _, column in self.access.scoped:
+            if column not in names:
+                raise ValueError(f"layer {self.id}: scope column {column} undeclared")
         reserved = set(names) & RESERVED_COLUMNS
         if reserved:
             raise ValueError(f"layer {self.id}: reserved property names {reserved}")

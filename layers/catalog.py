@@ -8,7 +8,7 @@ maps pick it up from this list.
 
 from __future__ import annotations
 
-from layers.base import LayerSpec, Prop, Style
+from layers.base import PUBLIC_REFERENCE, Access, LayerSpec, Prop, Style
 from layers.risk import RISK_LAYERS
 from layers.supervision import SUPERVISION_LAYERS
 from layers.water import WATER_LAYERS
@@ -43,6 +43,7 @@ DISTRICTS = LayerSpec(
     max_zoom=16,
     style=Style(color="#555555", fill_color="#00000000", weight=1.5),
     keywords=("boundary", "district"),
+    access=PUBLIC_REFERENCE,
 )
 
 RIVERS = LayerSpec(
@@ -115,6 +116,7 @@ RIVERS = LayerSpec(
     max_zoom=20,
     style=Style(color="#1f78b4", weight=3),
     keywords=("river", "河长制"),
+    access=Access(read=("analyst",), scoped=(("river_chief", "chief_id"),)),
 )
 
 MONITORING_STATIONS = LayerSpec(
@@ -147,6 +149,7 @@ MONITORING_STATIONS = LayerSpec(
     min_zoom=10,
     style=Style(color="#6a3d9a", radius=6),
     keywords=("water quality", "monitoring"),
+    access=Access(read=("analyst", "river_chief")),
 )
 
 BUILDINGS = LayerSpec(
@@ -241,6 +244,11 @@ BUILDINGS = LayerSpec(
         palette=SAFETY_GRADE_COLORS,
     ),
     keywords=("building", "dangerous building", "危房"),
+    access=Access(
+        read=("analyst",),
+        scoped=(("housing_officer", "district"),),
+        scoped_write=("housing_officer",),
+    ),
 )
 
 CURTAIN_WALLS = LayerSpec(
@@ -315,6 +323,7 @@ CURTAIN_WALLS = LayerSpec(
     min_zoom=12,
     style=Style(color="#00a6ca", radius=5),
     keywords=("curtain wall", "玻璃幕墙"),
+    access=Access(read=("analyst", "housing_officer")),
 )
 
 CONSTRUCTION_SITES = LayerSpec(
@@ -374,6 +383,11 @@ CONSTRUCTION_SITES = LayerSpec(
     min_zoom=10,
     style=Style(color="#ff7f00", fill_color="#fdbf6f", weight=1.5),
     keywords=("construction", "wages"),
+    access=Access(
+        read=("analyst", "river_chief"),
+        scoped=(("housing_officer", "district"),),
+        scoped_write=("housing_officer",),
+    ),
 )
 
 PLANTS = LayerSpec(
@@ -420,6 +434,7 @@ PLANTS = LayerSpec(
     min_zoom=8,
     style=Style(color="#b15928", radius=7),
     keywords=("concrete", "plant"),
+    access=Access(read=("analyst", "river_chief")),
 )
 
 #: Every layer, in the order they are listed to users: the ingested layers

@@ -10,7 +10,7 @@ surface, keyed by ``source_id`` = cell id.
 
 from __future__ import annotations
 
-from layers.base import LayerSpec, Prop, Style
+from layers.base import PUBLIC_REFERENCE, Access, LayerSpec, Prop, Style
 
 #: Road classes kept for exposure (road length inside hazard zones).
 ROAD_CLASSES = ("motorway", "primary", "secondary", "local")
@@ -58,6 +58,7 @@ ROADS = LayerSpec(
         },
     ),
     keywords=("road", "道路"),
+    access=PUBLIC_REFERENCE,
 )
 
 RISK_ZONES = LayerSpec(
@@ -115,6 +116,7 @@ RISK_ZONES = LayerSpec(
     ),
     computed=True,
     keywords=("risk", "hazard zone", "风险"),
+    access=Access(read=("analyst", "housing_officer", "river_chief")),
 )
 
 RISK_GRID = LayerSpec(
@@ -169,6 +171,7 @@ RISK_GRID = LayerSpec(
     ),
     computed=True,
     keywords=("risk", "grid", "hot spot"),
+    access=Access(read=("analyst", "housing_officer")),
 )
 
 RISK_LAYERS: tuple[LayerSpec, ...] = (ROADS, RISK_ZONES, RISK_GRID)

@@ -7,7 +7,7 @@ relapse model; neither is ingested.
 
 from __future__ import annotations
 
-from layers.base import LayerSpec, Prop, Style
+from layers.base import Access, LayerSpec, Prop, Style
 
 WARNING_LEVELS = ("none", "yellow", "orange", "red")
 WARNING_COLORS = {
@@ -66,6 +66,7 @@ WATER_QUALITY_WARNINGS = LayerSpec(
     style=Style(color="#fee08b", weight=4, color_by="level", palette=WARNING_COLORS),
     computed=True,
     keywords=("water quality", "warning", "黑臭水体", "河长制"),
+    access=Access(read=("analyst",), scoped=(("river_chief", "chief_id"),)),
 )
 
 PATROL_TASKS = LayerSpec(
@@ -132,6 +133,7 @@ PATROL_TASKS = LayerSpec(
     style=Style(color="#6a3d9a", weight=3, color_by="level", palette=WARNING_COLORS),
     computed=True,
     keywords=("river chief", "patrol", "河长巡河"),
+    access=Access(read=("analyst",), scoped=(("river_chief", "chief_id"),)),
 )
 
 WATER_LAYERS: tuple[LayerSpec, ...] = (WATER_QUALITY_WARNINGS, PATROL_TASKS)

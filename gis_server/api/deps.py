@@ -9,12 +9,14 @@ from typing import Annotated, Literal
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy import Engine
 
+from gis_server.api.auth import get_principal
+from gis_server.auth import policy
 from gis_server.errors import InvalidBBox, InvalidParameter
 from gis_server.features.config import FeaturesSettings
 from gis_server.features.crs import CRS, SUPPORTED_CRS, bbox_to_wgs84, parse_crs
 from gis_server.features.temporal import TimeInterval, parse_datetime
 from gis_server.settings import ServerSettings
-from layers import LayerSpec, get_layer
+from layers import LayerSpec, UnknownLayer, get_layer
 
 _CRS_LIST = ", ".join(c.uri for c in SUPPORTED_CRS)
 
@@ -37,13 +39,20 @@ FeaturesSettingsDep = Annotated[FeaturesSettings, Depends(get_features_settings)
 
 
 def get_collection(
+    request: Request,
     collection_id: Annotated[
         str,
         Path(description="Collection (layer) id, as listed by `/collections`."),
     ],
 ) -> LayerSpec:
-    """The layer named in the path (404 when there is none)."""
-    return get_layer(collection_id)
+    """The layer named in the path, if the caller may read it: 404 when there
+    is none or it is outside the caller's scope, 401 for anonymous callers."""
+    try:
+        spec = get_layer(collection_id)
+    except UnknownLayer:
+        raise policy.not_found(collection_id) from None
+    policy.require_read(get_principal(request), spec, request.app.state.auth_settings)
+    return spec
 
 
 LayerDep = Annotated[LayerSpec, Depends(get_collection)]

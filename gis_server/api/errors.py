@@ -33,6 +33,12 @@ RETRY_AFTER_S = 5
 STATUS_BY_ERROR: dict[type[errors.GisServerError], int] = {
     errors.NotFound: 404,
     errors.InvalidParameter: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.Conflict: 409,
+    errors.IllegalTransition: 409,
+    errors.PayloadTooLarge: 413,
+    errors.TooManyRequests: 429,
     errors.IngestError: 400,
     errors.DatabaseUnavailable: 503,
     errors.GisServerError: 500,
@@ -90,11 +96,19 @@ async def _domain_error(request: Request, exc: errors.GisServerError) -> Respons
     else:
         log.debug("client error %s: %s", exc.code, exc.description)
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    if isinstance(exc, errors.TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, errors.Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer, ApiKey realm="gis-server"'}
     return ogc_exception(status, exc.code, exc.description, headers)
 
 
 async def _unknown_layer(request: Request, exc: UnknownLayer) -> Response:
-    return ogc_exception(404, errors.LayerNotFound.code, str(exc))
+    # the same words as a layer outside the caller's scope (auth.policy): a
+    # 404 must not tell which layers exist
+    return ogc_exception(
+        404, errors.LayerNotFound.code, f"no collection {exc.layer_id!r}"
+    )
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy import Connection
 from starlette.background import BackgroundTask
 
+from gis_server.api.auth import PrincipalDep, get_principal
 from gis_server.api.deps import (
     BaseUrlDep,
     BBoxDep,
@@ -27,6 +28,7 @@ from gis_server.api.deps import (
     PagingDep,
 )
 from gis_server.api.html import render_html
+from gis_server.auth import policy
 from gis_server.errors import InvalidFilter, InvalidParameter
 from gis_server.features import models
 from gis_server.features.cql import FILTER_LANGS, parse_filter
@@ -51,7 +53,7 @@ from gis_server.features.query import (
     fetch_rows,
     temporal_extent,
 )
-from layers import LayerSpec, all_layers
+from layers import LayerSpec
 
 log = logging.getLogger("gis_server.api.features")
 
@@ -183,12 +185,17 @@ def _collection(conn: Connection | None, spec: LayerSpec, base: str) -> dict[str
     responses={200: {"content": {HTML: {}}}},
 )
 def collections(
-    request: Request, engine: EngineDep, base: BaseUrlDep, fmt: FormatDep
+    request: Request,
+    engine: EngineDep,
+    base: BaseUrlDep,
+    fmt: FormatDep,
+    principal: PrincipalDep,
 ) -> Response:
-    """Every layer the server keeps, computed ones included."""
+    """The layers the caller may read, computed ones included."""
     _json_or_html(fmt)
+    readable = policy.readable_layers(principal, request.app.state.auth_settings)
     with engine.connect() as conn:
-        docs = [_collection(conn, spec, base) for spec in all_layers()]
+        docs = [_collection(conn, spec, base) for spec in readable]
     body = {
         "links": [
             _link(f"{base}/collections", "self", JSON, "Collections"),
@@ -342,7 +349,13 @@ def _version_etag(request: Request, spec: LayerSpec, fmt: str) -> str | None:
     if service is None:
         return None
     tag = service.versions.tag(spec.id)
-    digest = hashlib.sha1(f"{fmt} {request.url}".encode()).hexdigest()[:12]
+    # the caller's scope is part of what this URL answers
+    scope = policy.read_scope(
+        get_principal(request), spec, request.app.state.auth_settings
+    )
+    digest = hashlib.sha1(
+        f"{fmt} {request.url} {scope.key}".encode()
+    ).hexdigest()[:12]
     return f'W/"{spec.id}-{tag}-{digest}"'
 
 

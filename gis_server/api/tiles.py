@@ -33,6 +33,9 @@ except ImportError:  # pragma: no cover - falls back to zlib
     igzip = None
 
 from gis_server import tiles
+from gis_server.api.auth import get_principal
+from gis_server.auth import dbsecurity, policy
+from gis_server.auth.principal import ANONYMOUS, CURRENT
 from gis_server.cache import CachedTile, LayerVersions, TileCache
 from gis_server.errors import DatabaseUnavailable, InvalidParameter, NotFound
 from gis_server.logs import log_request
@@ -82,6 +85,9 @@ class TileService:
         self.versions = LayerVersions(dsn, listen=settings.listen)
         self.versions.on_change(self._changed)
         self._inflight: dict[tuple, asyncio.Future] = {}
+        #: whether anyone may read every layer (GIS_AUTH_ANONYMOUS=read): only
+        #: then may shared caches keep tiles
+        self.public = False
         #: settings that change tile content take part in every ETag
         shape = settings.model_dump(
             include={
@@ -127,9 +133,19 @@ class TileService:
                 raise DatabaseUnavailable(
                     "the database is unavailable; retry shortly"
                 ) from exc
+            scoped = False
             try:
                 with conn.cursor() as cur:
+                    # the pool is autocommit: a scoped caller's tile runs in a
+                    # transaction of its own, under the caller's database role
+                    principal = CURRENT.get()
+                    if dbsecurity.scope_statements(principal) is not None:
+                        cur.execute("BEGIN")
+                        scoped = dbsecurity.apply_scope(conn, principal)
                     body = tiles.render_tile(cur, spec, tile, fmt, self.settings)
+                    if scoped:
+                        cur.execute("COMMIT")
+                        scoped = False
                 break
             except psycopg2.extensions.QueryCanceledError as exc:
                 raise DatabaseUnavailable(
@@ -146,6 +162,12 @@ class TileService:
                     extra={"layer": spec.id, "error": type(exc).__name__},
                 )
             finally:
+                if scoped:  # failed inside the scoped transaction
+                    try:
+                        with conn.cursor() as cur:
+                            cur.execute("ROLLBACK")
+                    except psycopg2.Error:
+                        conn.invalidate()
                 conn.close()
         level = self.settings.gzip_level
         if level and len(body.content) >= self.settings.gzip_min_bytes:
@@ -223,6 +245,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     engine = tile_engine(db)
     service = TileService(engine, settings)
+    auth = getattr(app.state, "auth_settings", None)
+    service.public = auth is not None and auth.anonymous == "read"
     service.start()
     app.state.tile_service = service
     try:
@@ -241,11 +265,34 @@ def _service(request: Request) -> TileService:
     return request.app.state.tile_service
 
 
-def _layer(collection_id: str) -> LayerSpec:
+def _layer(request: Request, collection_id: str) -> LayerSpec:
+    """The layer, if the caller may read it (else 401/404, as for items)."""
     try:
-        return get_layer(collection_id)
+        spec = get_layer(collection_id)
     except UnknownLayer:
-        raise NotFound(f"collection {collection_id!r} does not exist") from None
+        raise policy.not_found(collection_id) from None
+    policy.require_read(
+        get_principal(request), spec, request.app.state.auth_settings
+    )
+    return spec
+
+
+def _scoped_tag(tag: str, scope: policy.Scope) -> str:
+    """The data-version tag of what this scope sees: caches and ETags of
+    callers with different scopes never meet."""
+    if scope.kind == "all":
+        return tag
+    return f"{tag}~{hashlib.sha1(scope.key.encode()).hexdigest()[:10]}"
+
+
+def _caller_tag(request_scope: Scope, spec: LayerSpec, tag: str) -> str | None:
+    """``tag`` for the caller of this request; None when they may not read."""
+    principal = request_scope.get("state", {}).get("principal", ANONYMOUS)
+    settings = request_scope["app"].state.auth_settings
+    scope = policy.read_scope(principal, spec, settings)
+    if scope.kind == "none":
+        return None
+    return _scoped_tag(tag, scope)
 
 
 def _check_tms(tile_matrix_set_id: str) -> None:
@@ -290,9 +337,13 @@ def _reply(
     hit: bool,
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of a tile answer (``entry`` None: a 304)."""
+    cache_control = service.settings.cache_control
+    if "~" in etag or not service.public:
+        # a tile only signed-in callers see: no shared (proxy) cache may keep it
+        cache_control = cache_control.replace("public", "private")
     headers = {
         "etag": etag,
-        "cache-control": service.settings.cache_control,
+        "cache-control": cache_control,
         "vary": "Accept-Encoding",
         "x-tile-cache": "hit" if hit else "miss",
     }
@@ -320,9 +371,9 @@ async def _tile_response(
     request: Request, collection_id: str, tile: tiles.Tile, fmt: str
 ) -> Response:
     service = _service(request)
-    spec = _layer(collection_id)
+    spec = _layer(request, collection_id)
     tiles.check_tile(spec, tile, service.settings)
-    tag = await service.version_tag(spec.id)
+    tag = _caller_tag(request.scope, spec, await service.version_tag(spec.id))
     etag = _etag(service, spec.id, tag, fmt, tile)
     entry, hit = None, False
     if not _etag_matches(request.headers.get("if-none-match"), etag):
@@ -401,6 +452,12 @@ class TileCacheMiddleware:
         tag = service.versions.known_tag(layer_id)
         if fmt is None or tag is None:
             return None
+        try:
+            tag = _caller_tag(scope, get_layer(layer_id), tag)
+        except UnknownLayer:
+            return None
+        if tag is None:
+            return None  # not readable: the route answers 401/404
         tile = tiles.Tile(int(z), int(x), int(y))
         inm = gzip_ok = None
         for key, value in scope["headers"]:
@@ -522,7 +579,7 @@ async def collection_tilesets(
     request: Request, collection_id: str = CollectionId
 ) -> JSONResponse:
     """The vector tilesets of a collection (one: WebMercatorQuad)."""
-    spec = _layer(collection_id)
+    spec = _layer(request, collection_id)
     base = _base(request)
     return JSONResponse(
         {
@@ -556,7 +613,7 @@ async def collection_tileset(
     tile_matrix_set_id: str = TileMatrixSetId,
 ) -> JSONResponse:
     """Metadata of a collection's vector tileset: zooms, layer and its fields."""
-    spec = _layer(collection_id)
+    spec = _layer(request, collection_id)
     _check_tms(tile_matrix_set_id)
     settings = _service(request).settings
     minzoom, maxzoom = tiles.zoom_range(spec, settings)
@@ -599,7 +656,7 @@ async def _tilejson(
     request: Request, collection_id: str, template: str
 ) -> JSONResponse:
     service = _service(request)
-    spec = _layer(collection_id)
+    spec = _layer(request, collection_id)
     tag = await service.version_tag(spec.id)
     key = (spec.id, tag, "bounds")
     entry = service.cache.get(key) if service.cache.enabled else None

@@ -7,6 +7,9 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
 import gis_server.audit  # noqa: F401  (registers the audit log on metadata)
+import gis_server.auth.accounts  # noqa: F401  (users, api_keys)
+import models.supervision.concrete  # registers concrete_credit_history
+import models.supervision.loop  # registers the warning events, evidence tables
 import models.water.store  # noqa: F401  (registers the water tables on metadata)
 from layers import metadata
 

@@ -8,6 +8,8 @@ import json
 from fastapi import FastAPI
 
 from gis_server.app import create_app
+from gis_server.auth.settings import AuthSettings
+from gis_server.limits import LimitSettings
 from gis_server.features.config import FeaturesSettings
 from gis_server.settings import DatabaseSettings, ServerSettings
 
@@ -52,4 +54,7 @@ def make_app(settings: DatabaseSettings, **features: int) -> FastAPI:
         db=settings,
         server=ServerSettings(log_requests=False),
         features=FeaturesSettings(**{"max_limit": 1000, **features}),
+        # these tests are about the features API, not sign-in: demo mode
+        auth=AuthSettings(anonymous="read"),
+        limits=LimitSettings(rate_limit=False),
     )

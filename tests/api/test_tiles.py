@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from gis_server.app import create_app
+from gis_server.auth.settings import AuthSettings
+from gis_server.limits import LimitSettings
 from gis_server.settings import DatabaseSettings, ServerSettings, TileSettings
 from layers import all_layers
 
@@ -43,7 +45,12 @@ BUILDING_PROPS = {
 
 def make_app(db_settings: DatabaseSettings, tile_settings: TileSettings) -> FastAPI:
     """The server's app with these tile settings (read at start-up)."""
-    app = create_app(db=db_settings, server=ServerSettings(log_requests=False))
+    app = create_app(
+        db=db_settings,
+        server=ServerSettings(log_requests=False),
+        auth=AuthSettings(anonymous="read"),  # tiles, not sign-in, are tested here
+        limits=LimitSettings(rate_limit=False),
+    )
     app.state.tile_settings = tile_settings
     return app
 

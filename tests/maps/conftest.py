@@ -25,6 +25,8 @@ from sqlalchemy import Engine, text
 
 from gis_server import db
 from gis_server.app import create_app
+from gis_server.auth.settings import AuthSettings
+from gis_server.limits import LimitSettings
 from gis_server.settings import DatabaseSettings, ServerSettings
 from map_ui.settings import MapSettings
 
@@ -122,7 +124,12 @@ def serve(app) -> tuple[uvicorn.Server, threading.Thread, str]:
 @pytest.fixture(scope="session")
 def maps_app(maps_db_settings: DatabaseSettings, maps_engine):
     """The app on the maps database; tests may swap ``app.state.map_settings``."""
-    app = create_app(db=maps_db_settings, server=ServerSettings(log_requests=False))
+    app = create_app(
+        db=maps_db_settings,
+        server=ServerSettings(log_requests=False),
+        auth=AuthSettings(anonymous="read"),  # pages, not sign-in, are tested here
+        limits=LimitSettings(rate_limit=False),
+    )
     app.state.map_settings = MapSettings(basemap="none")
     return app
 

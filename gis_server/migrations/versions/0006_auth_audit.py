@@ -21,6 +21,51 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "users",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("username", sa.Text(), nullable=False),
+        sa.Column("password_hash", sa.Text()),
+        sa.Column("role", sa.Text(), nullable=False),
+        sa.Column("district", sa.Text()),
+        sa.Column("chief_id", sa.Text()),
+        sa.Column("display_name", sa.Text()),
+        sa.Column("disabled", sa.Boolean(), server_default="false", nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.func.now(),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "role IN ('admin', 'analyst', 'housing_officer', 'river_chief')",
+            name="ck_users_role_choice",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_users"),
+        sa.UniqueConstraint("username", name="uq_users_username"),
+        comment="Accounts (passwords hashed with argon2id)",
+    )
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("prefix", sa.Text(), nullable=False),
+        sa.Column("key_sha256", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.func.now(),
+            nullable=False,
+        ),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name="fk_api_keys_user_id_users"
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_api_keys"),
+        sa.UniqueConstraint("key_sha256", name="uq_api_keys_key_sha256"),
+        comment="API keys for scripts and GIS clients (only their SHA-256 is kept)",
+    )
+    op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column(
@@ -64,5 +109,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("api_keys")
+    op.drop_table("users")
     op.drop_table("audit_log")
     op.execute("DROP FUNCTION gis_audit_append_only()")

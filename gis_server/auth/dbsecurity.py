@@ -1,0 +1,222 @@
+"""The access policy, enforced again by the database.
+
+Three database roles stand for the non-administrator callers:
+
+- ``gis_reader`` (analysts, anonymous readers): reads, never writes;
+- ``gis_housing`` (housing officers): reads what their role reads, rows of
+  scoped layers only where the scope column equals ``gis.district``, and
+  edits those rows;
+- ``gis_chief`` (river chiefs): the same with ``gis.chief_id``.
+
+Every layer table has row-level security enabled, with one policy per role
+derived from the layer's :class:`~layers.base.Access` declaration -- so a new
+layer is secured by its declaration alone. :func:`sync` (re)applies roles,
+grants and policies idempotently; ``gis_server.db.upgrade`` runs it after the
+migrations. :func:`install` makes every transaction of an engine begin with
+``SET LOCAL ROLE`` and the scope settings of the request's caller
+(:data:`gis_server.auth.principal.CURRENT`): whatever a route does, the rows
+outside the caller's scope are not there. Administrators, the CLI and
+background jobs run as the owning role, which row-level security does not
+restrict (the tables are not ``FORCE``d).
+
+Account tables (``users``, ``api_keys``) and the audit log are not granted to
+any scoped role.
+
+NOTE: PostGIS's operators (``&&``, ``ST_Intersects``) are not LEAKPROOF, so
+under a row-level policy with a real condition PostgreSQL will not use them
+as index conditions: a scoped caller's spatial query reads the rows of their
+scope through the scope column's index and filters them. Policies of roles
+reading a whole layer are ``USING (true)``, which keeps the spatial index.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, event, text
+
+from gis_server.auth.principal import CURRENT, Principal
+from layers import LayerSpec, all_layers
+
+log = logging.getLogger("gis_server.auth.db")
+
+
+@dataclass(frozen=True)
+class DbRole:
+    name: str
+    app_role: str  # the account role it stands for
+    setting: str | None  # the GUC holding the caller's scope attribute
+
+
+DB_ROLES = (
+    DbRole("gis_reader", "analyst", None),
+    DbRole("gis_housing", "housing_officer", "gis.district"),
+    DbRole("gis_chief", "river_chief", "gis.chief_id"),
+)
+_BY_APP_ROLE = {r.app_role: r for r in DB_ROLES}
+#: tables no scoped role may touch
+PRIVATE_TABLES = ("users", "api_keys", "audit_log", "alembic_version")
+#: append-only side tables a scoped writer's changes insert into
+WRITE_SIDE_TABLES = (
+    "audit_log",
+    "layer_versions",
+    "supervision_warning_events",
+    "supervision_evidence",
+    "water_patrol_records",
+)
+
+
+class SecuritySetupError(RuntimeError):
+    pass
+
+
+def _policy_sql(spec: LayerSpec, role: DbRole) -> list[str]:
+    """Grants and policies of one layer table for one database role."""
+    table = f'"{spec.table}"'
+    access = spec.access
+    prefix = f"gis_{role.app_role}"
+    out = [
+        f"REVOKE ALL ON {table} FROM {role.name}",
+        f"DROP POLICY IF EXISTS {prefix}_read ON {table}",
+        f"DROP POLICY IF EXISTS {prefix}_write ON {table}",
+    ]
+    scoped = dict(access.scoped)
+    if role.app_role in access.read or role.app_role in access.write:
+        out += [
+            f"GRANT SELECT ON {table} TO {role.name}",
+            f"CREATE POLICY {prefix}_read ON {table} FOR SELECT TO {role.name} "
+            "USING (true)",
+        ]
+    elif role.app_role in scoped:
+        condition = (
+            f"\"{scoped[role.app_role]}\" = current_setting('{role.setting}', true)"
+        )
+        out += [
+            f"GRANT SELECT ON {table} TO {role.name}",
+            f"CREATE POLICY {prefix}_read ON {table} FOR SELECT TO {role.name} "
+            f"USING ({condition})",
+        ]
+        if role.app_role in access.scoped_write:
+            out += [
+                f"GRANT INSERT, UPDATE, DELETE ON {table} TO {role.name}",
+                f"CREATE POLICY {prefix}_write ON {table} FOR ALL TO {role.name} "
+                f"USING ({condition}) WITH CHECK ({condition})",
+            ]
+    return out
+
+
+def security_sql(existing_tables: set[str]) -> list[str]:
+    """Every statement :func:`sync` runs, for the tables that exist."""
+    out: list[str] = []
+    for role in DB_ROLES:
+        out += [
+            f"GRANT USAGE ON SCHEMA public TO {role.name}",
+            # reference and side tables: readable; private ones revoked below
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role.name}",
+            f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role.name}",
+        ]
+        out += [
+            f'REVOKE ALL ON "{t}" FROM {role.name}'
+            for t in PRIVATE_TABLES
+            if t in existing_tables
+        ]
+        if role.setting:  # scoped roles write through the API
+            out += [
+                f'GRANT INSERT ON "{t}" TO {role.name}'
+                for t in WRITE_SIDE_TABLES
+                if t in existing_tables
+            ]
+            if "layer_versions" in existing_tables:
+                out.append(f"GRANT UPDATE ON layer_versions TO {role.name}")
+    for spec in all_layers():
+        if spec.table not in existing_tables:
+            continue
+        out.append(f'ALTER TABLE "{spec.table}" ENABLE ROW LEVEL SECURITY')
+        for role in DB_ROLES:
+            out += _policy_sql(spec, role)
+    return out
+
+
+def sync(conn: Connection) -> int:
+    """Create the roles if missing, then apply grants and policies; returns
+    the number of statements run. Needs CREATEROLE for the first run."""
+    me = conn.execute(text("SELECT current_user")).scalar_one()
+    for role in DB_ROLES:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role.name}
+        ).first()
+        if not exists:
+            try:
+                with conn.begin_nested():
+                    conn.execute(text(f"CREATE ROLE {role.name} NOLOGIN"))
+            except Exception as exc:
+                raise SecuritySetupError(
+                    f"the database role {me!r} cannot create the role {role.name} "
+                    "needed for row-level security; as a superuser run: "
+                    f"CREATE ROLE {role.name} NOLOGIN; GRANT {role.name} TO {me};"
+                ) from exc
+        member = conn.execute(
+            text("SELECT pg_has_role(current_user, :r, 'MEMBER')"), {"r": role.name}
+        ).scalar_one()
+        if not member:
+            try:
+                with conn.begin_nested():
+                    conn.execute(text(f'GRANT {role.name} TO "{me}"'))
+            except Exception as exc:
+                raise SecuritySetupError(
+                    f"as a superuser run: GRANT {role.name} TO {me};"
+                ) from exc
+    existing = set(
+        conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ).scalars()
+    )
+    statements = security_sql(existing)
+    for stmt in statements:
+        conn.execute(text(stmt))
+    log.info("row-level security applied", extra={"statements": len(statements)})
+    return len(statements)
+
+
+def scope_statements(principal: Principal | None) -> tuple[str, dict] | None:
+    """SQL making the current transaction run with ``principal``'s scope.
+
+    None for administrators and for no principal (the server's own work).
+    """
+    if principal is None or principal.role == "admin":
+        return None
+    role = _BY_APP_ROLE.get(principal.role or "analyst")
+    if role is None:  # pragma: no cover - roles are checked at account creation
+        raise SecuritySetupError(f"no database role for {principal.role}")
+    if principal.role is None:
+        role = _BY_APP_ROLE["analyst"]  # anonymous readers read, like analysts
+    sql = f"SET LOCAL ROLE {role.name}"
+    if role.setting:
+        value = principal.attribute(role.app_role) or ""
+        sql += f"; SELECT set_config('{role.setting}', %(v)s, true)"
+        return sql, {"v": value}
+    return sql, {}
+
+
+def apply_scope(dbapi_conn, principal: Principal | None) -> bool:
+    """Run the scope statements on a DBAPI connection inside a transaction."""
+    statements = scope_statements(principal)
+    if statements is None:
+        return False
+    sql, params = statements
+    with dbapi_conn.cursor() as cur:
+        cur.execute(sql, params)
+    return True
+
+
+def install(engine: Engine) -> Engine:
+    """Scope every transaction ``engine`` begins to the request's caller."""
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        principal = CURRENT.get()
+        if principal is not None and principal.role != "admin":
+            apply_scope(conn.connection.dbapi_connection, principal)
+
+    return engine
