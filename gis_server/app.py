@@ -26,7 +26,6 @@ from gis_server.api.maps import router as maps_router
 from gis_server.api.tiles import TileCacheMiddleware
 from gis_server.api.tiles import router as tiles_router
 from gis_server.api.writes import router as writes_router
-from gis_server.auth import dbsecurity
 from gis_server.auth.settings import AuthSettings
 from gis_server.db import make_engine
 from gis_server.features.config import FeaturesSettings
@@ -109,8 +108,8 @@ def create_app(
 
 
 def _make_engine(settings: DatabaseSettings):
-    # every transaction runs with the request caller's scope (row-level security)
-    return dbsecurity.install(make_engine(settings, statement_timeout=True))
+    # make_engine scopes every transaction to the request's caller
+    return make_engine(settings, statement_timeout=True)
 
 
 class RequestLogMiddleware:

@@ -119,4 +119,4 @@ def entries(
         query = query.where(audit_log.c.actor == actor)
     if since:
         query = query.where(audit_log.c.at >= since)
-    return [dict(r._mapping) for r in conn.execute(query)]
+    return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(query)]

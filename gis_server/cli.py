@@ -19,6 +19,12 @@ from rich.table import Table
 
 from gis_server import logs
 from gis_server.cli_risk import risk_app
+from gis_server.cli_supervision import (
+    ingest_feed_command,
+    supervision_app,
+    warnings_app,
+)
+from gis_server.cli_users import audit_command, users_app
 from gis_server.cli_water import (
     ingest_observations_command,
     patrols_app,
@@ -56,6 +62,10 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(risk_app, name="risk")
 app.add_typer(predict_app, name="predict")
 app.add_typer(patrols_app, name="patrols")
+app.add_typer(supervision_app, name="supervision")
+app.add_typer(warnings_app, name="warnings")
+app.add_typer(users_app, name="users")
+app.command("audit")(audit_command)
 
 
 @app.callback()
@@ -63,11 +73,34 @@ def _main(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logging.")
     ] = False,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Run the command with this account's scope (what it may read "
+            "and edit), as the API would; default: the server's own, unscoped.",
+        ),
+    ] = None,
 ) -> None:
     # Commands report through their own output; the log shows warnings and
     # errors unless -v. ``serve`` switches to the server's log level.
     settings = server_settings()
     logs.configure("DEBUG" if verbose else "WARNING", json_lines=settings.log_json)
+    from gis_server.auth.principal import CURRENT
+
+    CURRENT.set(None)  # the server's own scope unless --as
+    if as_user:
+        from gis_server.auth import accounts
+
+        engine = _engine()
+        try:
+            with engine.connect() as conn:
+                account = accounts.get_user(conn, as_user)
+        finally:
+            engine.dispose()
+        if account.disabled:
+            raise typer.BadParameter(f"user {as_user!r} is disabled", param_hint="--as")
+        CURRENT.set(account.principal("cli"))
 
 
 def _engine(*, start: bool = True):
@@ -375,6 +408,7 @@ for _spec in all_layers():
 
 
 ingest_app.command("observations")(ingest_observations_command)
+ingest_app.command("feed")(ingest_feed_command)
 
 
 @ingest_app.command("raster")
@@ -408,6 +442,17 @@ def ingest_raster(
 # -- layers, demo, serve -------------------------------------------------------
 
 
+def _visible_layers() -> list[LayerSpec]:
+    """Every layer, or those the ``--as`` account may read."""
+    from gis_server.auth import policy
+    from gis_server.auth.principal import CURRENT
+
+    principal = CURRENT.get()
+    return (
+        list(all_layers()) if principal is None else policy.readable_layers(principal)
+    )
+
+
 @app.command("layers")
 def list_layers() -> None:
     """List the layers with their feature counts and data versions."""
@@ -420,7 +465,7 @@ def list_layers() -> None:
             versions = dict(
                 conn.execute(text("SELECT layer_id, version FROM layer_versions")).all()
             )
-            for spec in all_layers():
+            for spec in _visible_layers():
                 count = conn.execute(
                     text(f"SELECT count(*) FROM {spec.table}")
                 ).scalar()

@@ -35,7 +35,11 @@ def make_engine(
                 cur.execute(f"SET statement_timeout = {timeout}")
             dbapi_conn.commit()
 
-    return engine
+    # every transaction runs with the scope of the caller being served (the
+    # request's account, or the CLI's --as): row-level security
+    from gis_server.auth import dbsecurity
+
+    return dbsecurity.install(engine)
 
 
 def ensure_database(settings: DatabaseSettings) -> str:

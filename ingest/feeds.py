@@ -160,6 +160,8 @@ def load_feed(
                 reason = f"{prop.name} is missing"
                 break
             values.append(value)
+        if reason is None and spec.row_check is not None:
+            reason = spec.row_check(dict(zip(spec.prop_by_name, values, strict=True)))
         key_text = None
         if reason is None:
             key = tuple(values[columns.index(spec.prop_by_name[k])] for k in spec.key)

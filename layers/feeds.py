@@ -12,7 +12,9 @@ report are derived from the declaration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from layers.base import Prop
 
@@ -41,6 +43,9 @@ class FeedSpec:
     #: supervision domain (``buildings``, ``concrete``, ``sites``, ...)
     domain: str = ""
     subject: tuple[str, str] | None = None
+    #: a check of one coerced record (column -> value): the reason to reject
+    #: it, or None (rules no column type can say: "month is a first day")
+    row_check: Callable[[dict[str, Any]], str | None] | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]

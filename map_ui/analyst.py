@@ -94,8 +94,8 @@ def _rasters(engine: Engine) -> list[dict]:
 
 
 def analyst_page(engine: Engine, settings: MapSettings, lang: Lang,
-                 json_limit: int) -> str:
-    """The analyst's HTML page."""
+                 json_limit: int, visible: set[str] | None = None) -> str:
+    """The analyst's HTML page, with the layers in ``visible`` (default all)."""
     datum = settings.datum
     limit = settings.analyst_inline_max_features
     cap = limit + 1
@@ -104,11 +104,13 @@ def analyst_page(engine: Engine, settings: MapSettings, lang: Lang,
         extent = conn.execute(text(
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
             "(SELECT ST_Extent(geom) AS e FROM layer_districts) x")).one()
-        if extent[0] is None:
+        if extent[0] is None and (visible is None or "rivers" in visible):
             extent = conn.execute(text(
                 "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
                 "(SELECT ST_Extent(geom) AS e FROM layer_rivers) x")).one()
         for spec in all_layers():
+            if visible is not None and spec.id not in visible:
+                continue
             n = _capped_count(conn, spec, cap)
             inline = n <= limit
             collection = None
@@ -120,7 +122,7 @@ def analyst_page(engine: Engine, settings: MapSettings, lang: Lang,
                     simplify_deg=settings.simplify_deg)
             layers.append({"spec": spec, "count": n, "inline": inline,
                            "collection": collection})
-    rasters = _rasters(engine)
+    rasters = _rasters(engine) if visible is None or "risk_grid" in visible else []
 
     bounds = shift_bounds(tuple(extent), datum) if extent[0] is not None else None
     m = new_map(settings, lang, bounds)

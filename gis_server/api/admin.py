@@ -13,7 +13,7 @@ from sqlalchemy import text
 from gis_server import audit
 from gis_server.api.auth import PrincipalDep
 from gis_server.api.deps import EngineDep
-from gis_server.auth import accounts, policy
+from gis_server.auth import accounts, dbsecurity, policy
 
 router = APIRouter(tags=["Administration"])
 
@@ -85,7 +85,6 @@ def river_summary(principal: PrincipalDep, engine: EngineDep) -> Response:
     sees of the rivers outside their charge (counts, not features)."""
     policy.require(principal, "rivers.summary")
     # run as the server: a summary of every river, whoever asks
-    with engine.connect() as conn:
-        conn.execute(text("RESET ROLE"))
+    with dbsecurity.as_server(), engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(text(RIVER_SUMMARY_SQL))]
     return _json({"districts": rows})

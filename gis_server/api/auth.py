@@ -34,7 +34,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gis_server.api.errors import ogc_exception
-from gis_server.auth import accounts, policy, tokens
+from gis_server.auth import accounts, dbsecurity, policy, tokens
 from gis_server.auth.principal import ANONYMOUS, CURRENT, Principal
 from gis_server.auth.settings import AuthSettings
 from gis_server.errors import Unauthorized
@@ -211,7 +211,7 @@ def _login(request: Request, username: str, password: str) -> accounts.Account:
     throttle = request.app.state.login_throttle
     ip = _client_ip(request)
     throttle.check(username, ip)
-    with request.app.state.engine.begin() as conn:
+    with dbsecurity.as_server(), request.app.state.engine.begin() as conn:
         account = accounts.verify_password(conn, username, password)
     if account is None:
         throttle.failed(username, ip)

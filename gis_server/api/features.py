@@ -29,7 +29,7 @@ from gis_server.api.deps import (
 )
 from gis_server.api.html import render_html
 from gis_server.auth import policy
-from gis_server.errors import InvalidFilter, InvalidParameter
+from gis_server.errors import InvalidFilter, InvalidParameter, Unauthorized
 from gis_server.features import models
 from gis_server.features.cql import FILTER_LANGS, parse_filter
 from gis_server.features.crs import CRS, DEFAULT_CRS, SUPPORTED_CRS, parse_crs
@@ -194,6 +194,8 @@ def collections(
     """The layers the caller may read, computed ones included."""
     _json_or_html(fmt)
     readable = policy.readable_layers(principal, request.app.state.auth_settings)
+    if not readable and principal.anonymous:
+        raise Unauthorized("sign in to list the collections")
     with engine.connect() as conn:
         docs = [_collection(conn, spec, base) for spec in readable]
     body = {
@@ -274,8 +276,9 @@ def _equality_conditions(request: Request, spec: LayerSpec) -> list:
     allowed = queryables(spec)
     conditions = []
     grouped: dict[str, list[str]] = {}
+    credential = request.app.state.auth_settings.api_key_query  # not a filter
     for key, value in request.query_params.multi_items():
-        if key in ITEMS_PARAMETERS:
+        if key in ITEMS_PARAMETERS or key == credential:
             continue
         if key not in allowed or allowed[key].type == "json":
             raise InvalidParameter(

@@ -11,8 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from gis_server.api.auth import get_principal, login_redirect
 from gis_server.api.deps import EngineDep, FeaturesSettingsDep
+from gis_server.auth import policy
 from gis_server.errors import NotFound
+from layers import get_layer
 from map_ui.assets import static_file
 from map_ui.i18n import parse_lang
 from map_ui.settings import MapSettings
@@ -34,7 +37,32 @@ def map_settings(request: Request) -> MapSettings:
 
 
 def _page(html: str) -> HTMLResponse:
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    # private: pages show what the signed-in caller may see
+    return HTMLResponse(html, headers={"Cache-Control": "private, no-cache"})
+
+
+def _gate(request: Request, layer_id: str) -> Response | None:
+    """A page needs its main layer to be readable: anonymous callers are sent
+    to the sign-in form, signed-in ones outside the scope get a 404."""
+    principal = get_principal(request)
+    scope = policy.read_scope(
+        principal, get_layer(layer_id), request.app.state.auth_settings
+    )
+    if scope.kind != "none":
+        return None
+    if principal.anonymous:
+        return login_redirect(request)
+    raise NotFound("no such map page")
+
+
+def readable_ids(request: Request) -> set[str]:
+    """Ids of the layers the caller may read (pages leave the others out)."""
+    return {
+        spec.id
+        for spec in policy.readable_layers(
+            get_principal(request), request.app.state.auth_settings
+        )
+    }
 
 
 @router.get("/maps/river-chief", response_class=HTMLResponse,
@@ -50,6 +78,8 @@ def river_chief(
     """A river chief's segments by warning level, stations, risks and tasks."""
     from map_ui.river_chief import chiefs_page, river_chief_page
 
+    if (gate := _gate(request, "rivers")) is not None:
+        return gate
     settings = map_settings(request)
     language = parse_lang(lang, settings.default_lang)
     if chief is None:
@@ -72,6 +102,8 @@ def housing(
     """Buildings by safety grade, curtain walls due, hazard zones, hazard list."""
     from map_ui.housing import housing_page
 
+    if (gate := _gate(request, "buildings")) is not None:
+        return gate
     settings = map_settings(request)
     return _page(housing_page(engine, settings, parse_lang(lang, settings.default_lang),
                               district=district, grades=grade))
@@ -87,16 +119,79 @@ def analyst(
     """Every layer, the risk grid and rasters, and box downloads."""
     from map_ui.analyst import analyst_page
 
+    if (gate := _gate(request, "districts")) is not None:
+        return gate
     settings = map_settings(request)
     return _page(analyst_page(engine, settings, parse_lang(lang, settings.default_lang),
-                              json_limit=features.max_limit))
+                              json_limit=features.max_limit,
+                              visible=readable_ids(request)))
+
+
+SupervisionDomain = Annotated[str | None, Query(
+    description="Only this supervision domain (`buildings`, `concrete`, `sites`, "
+                "`fund`, `inspections`, ...).")]
+SupervisionState = Annotated[str | None, Query(
+    description="Only warnings in this state: `raised`, `dispatched`, "
+                "`rectified` or `closed`.")]
+
+
+@router.get("/maps/supervision", response_class=HTMLResponse,
+            summary="Supervision warnings map")
+def supervision(
+    request: Request,
+    engine: EngineDep,
+    domain: SupervisionDomain = None,
+    state: SupervisionState = None,
+    lang: Lang = None,
+) -> HTMLResponse:
+    """Supervision warnings by level and state, parties, rankings, fund centres."""
+    from map_ui.supervision import supervision_page
+
+    if (gate := _gate(request, "supervision_warnings")) is not None:
+        return gate
+    settings = map_settings(request)
+    return _page(supervision_page(engine, settings,
+                                  parse_lang(lang, settings.default_lang),
+                                  domain=domain, state=state))
+
+
+@router.get("/maps/supervision/charts/{name}.png",
+            summary="A supervision chart as a PNG")
+def supervision_chart(
+    request: Request,
+    name: str,
+    engine: EngineDep,
+    domain: SupervisionDomain = None,
+    state: SupervisionState = None,
+    building: Annotated[str | None, Query(
+        description="`trend`: the building whose readings to draw.")] = None,
+    kind: Annotated[str | None, Query(
+        description="`trend`: the reading kind (default `settlement_mm`).")] = None,
+    centre: Annotated[str | None, Query(
+        description="`trend`: the provident-fund centre code.")] = None,
+    lang: Lang = None,
+) -> Response:
+    """`warnings_by_district`, `warnings_by_state`, `warnings_by_domain` or
+    `trend` (a building's readings or a fund centre's loan ratio)."""
+    from map_ui.supervision import chart_png
+
+    if (gate := _gate(request, "supervision_warnings")) is not None:
+        return gate
+    settings = map_settings(request)
+    png = chart_png(engine, name, parse_lang(lang, settings.default_lang),
+                    domain=domain, state=state, building=building, kind=kind,
+                    centre=centre)
+    return Response(png, media_type="image/png",
+                    headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/maps/rasters/{name}.png", summary="A registered raster as a PNG overlay")
-def raster_overlay(name: str, engine: EngineDep) -> Response:
+def raster_overlay(request: Request, name: str, engine: EngineDep) -> Response:
     """The raster warped to Web Mercator and coloured, for the analyst map."""
     from map_ui.rasters import raster_png
 
+    if (gate := _gate(request, "risk_grid")) is not None:
+        return gate
     return Response(raster_png(engine, name), media_type="image/png",
                     headers={"Cache-Control": "no-cache"})
 

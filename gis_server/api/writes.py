@@ -139,7 +139,7 @@ def _row_json(conn: Connection, spec: LayerSpec, fid: int) -> dict[str, Any] | N
     ).first()
     if row is None:
         return None
-    out = {k: jsonable(v) for k, v in row._mapping.items() if k != "geometry"}
+    out = {str(k): jsonable(v) for k, v in row._mapping.items() if k != "geometry"}
     for key, value in out.items():
         if hasattr(value, "isoformat"):
             out[key] = value.isoformat()

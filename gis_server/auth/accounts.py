@@ -184,7 +184,7 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
             keys.label("keys"),
         ).order_by(users.c.username)
     )
-    return [dict(r._mapping) for r in rows]
+    return [{str(k): v for k, v in r._mapping.items()} for r in rows]
 
 
 def set_disabled(conn: Connection, username: str, disabled: bool = True) -> Account:

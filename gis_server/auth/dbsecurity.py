@@ -32,6 +32,8 @@ reading a whole layer are ``USING (true)``, which keeps the spatial index.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, event, text
@@ -60,7 +62,6 @@ PRIVATE_TABLES = ("users", "api_keys", "audit_log", "alembic_version")
 #: append-only side tables a scoped writer's changes insert into
 WRITE_SIDE_TABLES = (
     "audit_log",
-    "layer_versions",
     "supervision_warning_events",
     "supervision_evidence",
     "water_patrol_records",
@@ -127,8 +128,8 @@ def security_sql(existing_tables: set[str]) -> list[str]:
                 for t in WRITE_SIDE_TABLES
                 if t in existing_tables
             ]
-            if "layer_versions" in existing_tables:
-                out.append(f"GRANT UPDATE ON layer_versions TO {role.name}")
+            if "audit_log" in existing_tables:  # INSERT ... RETURNING id
+                out.append(f"GRANT SELECT (id) ON audit_log TO {role.name}")
     for spec in all_layers():
         if spec.table not in existing_tables:
             continue
@@ -173,6 +174,22 @@ def sync(conn: Connection) -> int:
         ).scalars()
     )
     statements = security_sql(existing)
+    # the bookkeeping triggers (data versions, risk dirty-tracking) write
+    # tables no scoped role is granted: they run as their owner
+    triggers = conn.execute(
+        text(
+            "SELECT DISTINCT p.oid::regprocedure::text FROM pg_trigger t "
+            "JOIN pg_proc p ON p.oid = t.tgfoid "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE NOT t.tgisinternal AND n.nspname = 'public' "
+            "AND p.proname LIKE 'gis\\_%' AND p.proowner = "
+            "(SELECT oid FROM pg_roles WHERE rolname = current_user)"
+        )
+    ).scalars()
+    statements += [
+        f"ALTER FUNCTION {fn} SECURITY DEFINER SET search_path = public, pg_temp"
+        for fn in triggers
+    ]
     for stmt in statements:
         conn.execute(text(stmt))
     log.info("row-level security applied", extra={"statements": len(statements)})
@@ -208,6 +225,17 @@ def apply_scope(dbapi_conn, principal: Principal | None) -> bool:
     with dbapi_conn.cursor() as cur:
         cur.execute(sql, params)
     return True
+
+
+@contextmanager
+def as_server() -> Iterator[None]:
+    """Run the enclosed queries as the server itself (unscoped): for sign-in,
+    which must read the accounts, and for city-wide aggregates."""
+    token = CURRENT.set(None)
+    try:
+        yield
+    finally:
+        CURRENT.reset(token)
 
 
 def install(engine: Engine) -> Engine:

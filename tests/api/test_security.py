@@ -1,0 +1,664 @@
+"""Who may see and change what: every role against every route.
+
+The expectations are written out by hand below (not derived from
+``gis_server.auth.policy``), and ``test_matrix_covers_every_route`` fails when
+a route exists that the matrix does not list, so a new route cannot slip in
+unchecked. The database's own enforcement (row-level security, grants) is
+tested apart, with the Python policy bypassed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import jwt
+import morecantile
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, exc, text
+
+from gis_server import db
+from gis_server.app import create_app
+from gis_server.auth import accounts
+from gis_server.auth.principal import CURRENT, Principal
+from gis_server.auth.settings import AuthSettings
+from gis_server.limits import LimitSettings
+from gis_server.settings import DatabaseSettings, ServerSettings
+from map_ui.settings import MapSettings
+
+SEC_DB = "gis_security_test"
+ROLES = ("anon", "admin", "analyst", "housing", "chief")
+OWN, OTHER = "天河区", "越秀区"
+TILE = morecantile.tms.get("WebMercatorQuad").tile(113.3005, 23.1005, 14)
+
+
+@pytest.fixture(scope="module")
+def sec_db(db_settings: DatabaseSettings) -> Iterator[DatabaseSettings]:
+    settings = db.create_database(db_settings, SEC_DB)
+    try:
+        yield settings
+    finally:
+        db.drop_database(db_settings, SEC_DB)
+
+
+@pytest.fixture(scope="module")
+def sec_engine(sec_db: DatabaseSettings) -> Iterator[Engine]:
+    engine = db.make_engine(sec_db)
+    yield engine
+    engine.dispose()
+
+
+BUILDING = text("""
+INSERT INTO layer_buildings (source, source_id, address, district, floors, geom)
+VALUES ('sec', :sid, :address, :district, 3,
+        ST_Multi(ST_MakeEnvelope(:x, 23.100, :x + 0.0005, 23.1005, 4326)))
+RETURNING id
+""")
+RIVER = text("""
+INSERT INTO layer_rivers (source, source_id, name, code, district, chief_id,
+    length_m, geom)
+VALUES ('sec', :code, :code, :code, :district, :chief, 1000,
+        ST_Multi(ST_MakeLine(ST_MakePoint(:x, 23.11), ST_MakePoint(:x + 0.01, 23.12))))
+RETURNING id
+""")
+
+
+@dataclass
+class World:
+    ids: dict[str, int]
+    keys: dict[str, str]
+    passwords: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def world(sec_engine: Engine) -> World:
+    ids: dict[str, int] = {}
+    with sec_engine.begin() as conn:
+        for i in range(4):
+            district = OWN if i % 2 == 0 else OTHER
+            ids[f"b{i}"] = conn.execute(
+                BUILDING,
+                {"sid": f"b{i}", "address": f"{i} 路", "district": district,
+                 "x": 113.3 + i * 0.001},
+            ).scalar_one()
+        ids["own"], ids["other"] = ids["b0"], ids["b1"]
+        for code, chief, x in (("R1", "C1", 113.30), ("R2", "C1", 113.32),
+                               ("R3", "C2", 113.34)):
+            ids[code] = conn.execute(
+                RIVER, {"code": code, "district": OWN, "chief": chief, "x": x}
+            ).scalar_one()
+        conn.execute(text(
+            "INSERT INTO layer_districts (source, source_id, name, geom) VALUES "
+            "('sec', 'd1', '天河区', ST_Multi(ST_MakeEnvelope(113.2, 23.0, "
+            "113.5, 23.3, 4326)))"))
+        conn.execute(text(
+            "INSERT INTO layer_plants (source, source_id, enterprise, geom) VALUES "
+            "('sec', 'p1', '混凝土公司', ST_SetSRID(ST_MakePoint(113.31, 23.11), "
+            "4326))"))
+        passwords = {}
+        keys = {}
+        for name, role, extra in (
+            ("admin", "admin", {}),
+            ("analyst", "analyst", {}),
+            ("housing", "housing_officer", {"district": OWN}),
+            ("chief", "river_chief", {"chief_id": "C1"}),
+        ):
+            passwords[name] = f"{name}-password-1"
+            accounts.add_user(conn, name, role, passwords[name], **extra)
+            keys[name] = accounts.create_key(conn, name, "tests")
+    return World(ids, keys, passwords)
+
+
+def _app(sec_db: DatabaseSettings, **auth) -> object:
+    app = create_app(
+        db=sec_db,
+        server=ServerSettings(log_requests=False),
+        auth=AuthSettings(**auth),
+        limits=LimitSettings(rate_limit=False),
+    )
+    app.state.map_settings = MapSettings(basemap="none")
+    return app
+
+
+@pytest.fixture(scope="module")
+def client(sec_db: DatabaseSettings, world: World) -> Iterator[TestClient]:
+    with TestClient(_app(sec_db), follow_redirects=False) as c:
+        yield c
+
+
+def _headers(world: World, role: str) -> dict[str, str]:
+    return {} if role == "anon" else {"X-API-Key": world.keys[role]}
+
+
+def _feature(district: str, x: float = 113.305) -> dict:
+    return {
+        "type": "Feature",
+        "properties": {"address": "新 路", "district": district, "floors": 2},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[x, 23.1], [x + 0.0003, 23.1], [x + 0.0003, 23.1003],
+                             [x, 23.1003], [x, 23.1]]],
+        },
+    }
+
+
+def _new_building(engine: Engine, district: str) -> int:
+    with engine.begin() as conn:
+        return conn.execute(
+            BUILDING,
+            {"sid": f"tmp-{dt.datetime.now().timestamp()}", "address": "x",
+             "district": district, "x": 113.309},
+        ).scalar_one()
+
+
+Call = Callable[[TestClient, World, dict, Engine], object]
+t = f"{TILE.z}"
+
+
+def _get(path: str) -> Call:
+    def call(c, w, h, e):
+        return c.get(path.format(**w.ids), headers=h)
+
+    call.template = path  # type: ignore[attr-defined]
+    return call
+
+
+def _send(method: str, path: str, body: Callable[[], dict] | None = None,
+          setup: Callable[[Engine], dict] | None = None) -> Call:
+    def call(c, w, h, e):
+        ids = dict(w.ids)
+        if setup:
+            ids.update(setup(e))
+        kwargs = {"json": body()} if body else {}
+        return c.request(method, path.format(**ids), headers=h, **kwargs)
+
+    call.template = path  # type: ignore[attr-defined]
+    return call
+
+
+TILE_PATH = f"/collections/buildings/tiles/WebMercatorQuad/{TILE.z}/{TILE.y}/{TILE.x}"
+XYZ_PATH = f"/tiles/buildings/{TILE.z}/{TILE.x}/{TILE.y}.pbf"
+
+#: (name, call, expected status for anon, admin, analyst, housing, chief)
+MATRIX: list[tuple[str, Call, tuple[int, ...]]] = [
+    ("landing", _get("/"), (200, 200, 200, 200, 200)),
+    ("conformance", _get("/conformance"), (200, 200, 200, 200, 200)),
+    ("openapi", _get("/api"), (200, 200, 200, 200, 200)),
+    ("me", _get("/auth/me"), (200, 200, 200, 200, 200)),
+    ("collections", _get("/collections"), (401, 200, 200, 200, 200)),
+    ("buildings", _get("/collections/buildings"), (401, 200, 200, 200, 404)),
+    ("buildings items", _get("/collections/buildings/items"),
+     (401, 200, 200, 200, 404)),
+    ("own building", _get("/collections/buildings/items/{own}"),
+     (401, 200, 200, 200, 404)),
+    ("other building", _get("/collections/buildings/items/{other}"),
+     (401, 200, 200, 404, 404)),
+    ("buildings csv", _get("/collections/buildings/items?f=csv"),
+     (401, 200, 200, 200, 404)),
+    ("buildings gpkg", _get("/collections/buildings/items?f=gpkg"),
+     (401, 200, 200, 200, 404)),
+    ("queryables", _get("/collections/buildings/queryables"),
+     (401, 200, 200, 200, 404)),
+    ("schema", _get("/collections/buildings/schema"), (401, 200, 200, 200, 404)),
+    ("tile", _get(TILE_PATH), (401, 200, 200, 200, 404)),
+    ("xyz tile", _get(XYZ_PATH), (401, 200, 200, 200, 404)),
+    ("xyz geojson tile", _get(XYZ_PATH.replace(".pbf", ".geojson")),
+     (401, 200, 200, 200, 404)),
+    ("tilesets", _get("/collections/buildings/tiles"), (401, 200, 200, 200, 404)),
+    ("tileset", _get("/collections/buildings/tiles/WebMercatorQuad"),
+     (401, 200, 200, 200, 404)),
+    ("tilejson", _get("/collections/buildings/tiles/WebMercatorQuad/tilejson.json"),
+     (401, 200, 200, 200, 404)),
+    ("xyz tilejson", _get("/tiles/buildings/tilejson.json"),
+     (401, 200, 200, 200, 404)),
+    ("tile matrix sets", _get("/tileMatrixSets"), (200, 200, 200, 200, 200)),
+    ("tile matrix set", _get("/tileMatrixSets/WebMercatorQuad"),
+     (200, 200, 200, 200, 200)),
+    ("rivers items", _get("/collections/rivers/items"), (401, 200, 200, 404, 200)),
+    ("other chief's river", _get("/collections/rivers/items/{R3}"),
+     (401, 200, 200, 404, 404)),
+    ("own river", _get("/collections/rivers/items/{R1}"), (401, 200, 200, 404, 200)),
+    ("plants", _get("/collections/plants/items"), (401, 200, 200, 404, 200)),
+    ("districts", _get("/collections/districts/items"), (401, 200, 200, 200, 200)),
+    ("unknown collection", _get("/collections/nope/items"),
+     (404, 404, 404, 404, 404)),
+    ("housing map", _get("/maps/housing"), (303, 200, 200, 200, 404)),
+    ("river chief map", _get("/maps/river-chief"), (303, 200, 200, 404, 200)),
+    ("river chief page", _get("/maps/river-chief?chief=C1"),
+     (303, 200, 200, 404, 200)),
+    ("other chief page", _get("/maps/river-chief?chief=C2"),
+     (303, 200, 200, 404, 404)),
+    ("analyst map", _get("/maps/analyst"), (303, 200, 200, 200, 200)),
+    ("audit", _get("/audit"), (401, 200, 403, 403, 403)),
+    ("users", _get("/admin/users"), (401, 200, 403, 403, 403)),
+    ("river summary", _get("/summary/rivers"), (401, 200, 200, 200, 200)),
+    ("login form", _get("/auth/login"), (200, 200, 200, 200, 200)),
+    ("create own-district building",
+     _send("POST", "/collections/buildings/items", lambda: _feature(OWN)),
+     (401, 201, 403, 201, 404)),
+    ("create other-district building",
+     _send("POST", "/collections/buildings/items", lambda: _feature(OTHER)),
+     (401, 201, 403, 403, 404)),
+    ("patch own building",
+     _send("PATCH", "/collections/buildings/items/{own}",
+           lambda: {"properties": {"floors": 9}}),
+     (401, 200, 403, 200, 404)),
+    ("patch other building",
+     _send("PATCH", "/collections/buildings/items/{other}",
+           lambda: {"properties": {"floors": 9}}),
+     (401, 200, 403, 404, 404)),
+    ("move own building out of scope",
+     _send("PATCH", "/collections/buildings/items/{tmp}",
+           lambda: {"properties": {"district": OTHER}},
+           setup=lambda e: {"tmp": _new_building(e, OWN)}),
+     (401, 200, 403, 403, 404)),
+    ("replace own building",
+     _send("PUT", "/collections/buildings/items/{own}", lambda: _feature(OWN)),
+     (401, 200, 403, 200, 404)),
+    ("delete own-district building",
+     _send("DELETE", "/collections/buildings/items/{tmp}",
+           setup=lambda e: {"tmp": _new_building(e, OWN)}),
+     (401, 204, 403, 204, 404)),
+    ("delete other-district building",
+     _send("DELETE", "/collections/buildings/items/{tmp}",
+           setup=lambda e: {"tmp": _new_building(e, OTHER)}),
+     (401, 204, 403, 404, 404)),
+    ("create river", _send("POST", "/collections/rivers/items", lambda: {
+        "type": "Feature", "properties": {"code": "RX", "chief_id": "C1"},
+        "geometry": {"type": "LineString",
+                     "coordinates": [[113.3, 23.1], [113.31, 23.11]]}}),
+     (401, 201, 403, 404, 403)),
+    ("create computed risk zone", _send("POST", "/collections/risk_zones/items",
+                                        lambda: _feature(OWN)),
+     (401, 403, 403, 403, 403)),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "call", "expected"), MATRIX, ids=[m[0] for m in MATRIX]
+)
+@pytest.mark.parametrize("role", ROLES)
+def test_role_route_matrix(client, world, sec_engine, role, name, call, expected):
+    want = expected[ROLES.index(role)]
+    response = call(client, world, _headers(world, role), sec_engine)
+    assert response.status_code == want, (role, name, response.text[:300])
+    if want >= 400:
+        body = response.json()
+        assert set(body) == {"code", "description"}
+    if want == 401:
+        assert "www-authenticate" in response.headers
+    if want == 303:
+        assert response.headers["location"].startswith("/auth/login?next=")
+
+
+#: Routes the matrix does not call, each with its reason.
+NOT_IN_MATRIX = {
+    "/auth/token": "sign-in: tested in test_tokens_*",
+    "/auth/logout": "sign-out: tested in test_cookie_sign_in_reads_only",
+    "/static/{path:path}": "vendored assets, public",
+    "/api.html": "Swagger UI, public",
+    "/docs/oauth2-redirect": "Swagger UI, public",
+    "/maps/rasters/{name}.png": "raster overlay: tested in test_path_traversal",
+    "/maps/supervision": "supervision page: tested in test_supervision_routes",
+    "/maps/supervision/charts/{name}.png": "tested in test_supervision_routes",
+}
+
+
+def test_matrix_covers_every_route(client):
+    templates = {getattr(call, "template", "").split("?")[0] for _, call, _ in MATRIX}
+    # concrete paths of the matrix back to their route templates
+    from starlette.routing import Route
+
+    missing = []
+    for route in client.app.routes:
+        if not isinstance(route, Route) or route.path in NOT_IN_MATRIX:
+            continue
+        if not any(route.path_regex.fullmatch(_concrete(t)) for t in templates):
+            missing.append(route.path)
+    assert not missing, f"routes without a row in the security matrix: {missing}"
+
+
+def _concrete(template: str) -> str:
+    return template.replace("{own}", "1").replace("{other}", "2").replace(
+        "{tmp}", "3").replace("{R1}", "4").replace("{R3}", "5")
+
+
+def test_scoped_reads_return_only_the_scope(client, world):
+    r = client.get("/collections/buildings/items", headers=_headers(world, "housing"),
+                   params={"limit": 100})
+    districts = {f["properties"]["district"] for f in r.json()["features"]}
+    assert districts == {OWN}
+    # a filter cannot widen the scope
+    r = client.get("/collections/buildings/items", headers=_headers(world, "housing"),
+                   params={"filter": f"district = '{OTHER}' OR 1 = 1"})
+    assert r.status_code in (200, 400)
+    if r.status_code == 200:
+        assert {f["properties"]["district"] for f in r.json()["features"]} <= {OWN}
+    r = client.get("/collections/rivers/items", headers=_headers(world, "chief"))
+    assert {f["properties"]["chief_id"] for f in r.json()["features"]} == {"C1"}
+    everything = client.get("/collections/rivers/items",
+                            headers=_headers(world, "analyst")).json()
+    assert len(everything["features"]) >= 3
+    listed = client.get("/collections", headers=_headers(world, "chief")).json()
+    ids = {c["id"] for c in listed["collections"]}
+    assert "rivers" in ids and "buildings" not in ids
+
+
+def test_scoped_tiles_are_cached_per_scope(client, world):
+    """A tile rendered for one scope is never answered to another."""
+    own = client.get(XYZ_PATH.replace(".pbf", ".geojson"),
+                     headers=_headers(world, "housing"))
+    everyone = client.get(XYZ_PATH.replace(".pbf", ".geojson"),
+                          headers=_headers(world, "analyst"))
+    again = client.get(XYZ_PATH.replace(".pbf", ".geojson"),
+                       headers=_headers(world, "housing"))
+    districts = {f["properties"].get("district") for f in own.json()["features"]}
+    assert districts == {OWN}
+    assert {f["properties"].get("district")
+            for f in everyone.json()["features"]} >= {OWN, OTHER}
+    assert again.json() == own.json()
+    assert own.headers["etag"] != everyone.headers["etag"]
+    assert own.headers["cache-control"].startswith("private")
+
+
+def test_river_summary_counts_every_river(client, world):
+    body = client.get("/summary/rivers", headers=_headers(world, "chief")).json()
+    assert sum(d["segments"] for d in body["districts"]) >= 3
+
+
+# -- the database enforces the same scopes --------------------------------------
+
+
+def _as(principal: Principal):
+    return CURRENT.set(principal)
+
+
+def test_database_scopes_rows_without_the_python_policy(sec_engine, world):
+    token = _as(Principal("housing", "housing_officer", district=OWN, via="key"))
+    try:
+        with sec_engine.connect() as conn:
+            districts = set(conn.execute(
+                text("SELECT DISTINCT district FROM layer_buildings")).scalars())
+            assert districts == {OWN}
+            with pytest.raises(exc.ProgrammingError, match="permission denied"):
+                conn.execute(text("SELECT * FROM users"))
+        with sec_engine.connect() as conn, pytest.raises(exc.ProgrammingError):
+            conn.execute(text("SELECT count(*) FROM layer_rivers"))  # not granted
+        with sec_engine.begin() as conn:
+            moved = conn.execute(text(
+                "UPDATE layer_buildings SET floors = 1 WHERE district = :d"),
+                {"d": OTHER}).rowcount
+            assert moved == 0
+        with sec_engine.connect() as conn, pytest.raises(
+            exc.ProgrammingError, match="row-level security"
+        ):
+            conn.execute(text(
+                "UPDATE layer_buildings SET district = :d WHERE district = :o"),
+                {"d": OTHER, "o": OWN})
+    finally:
+        CURRENT.reset(token)
+    token = _as(Principal("analyst", "analyst", via="key"))
+    try:
+        with sec_engine.connect() as conn, pytest.raises(
+            exc.ProgrammingError, match="permission denied"
+        ):
+            conn.execute(text("UPDATE layer_buildings SET floors = 1"))
+        with sec_engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM layer_buildings")).scalar() >= 4
+    finally:
+        CURRENT.reset(token)
+    token = _as(Principal("chief", "river_chief", chief_id="C1", via="key"))
+    try:
+        with sec_engine.connect() as conn:
+            assert set(conn.execute(text(
+                "SELECT DISTINCT chief_id FROM layer_rivers")).scalars()) == {"C1"}
+    finally:
+        CURRENT.reset(token)
+
+
+def test_audit_log_is_append_only(sec_engine, client, world):
+    client.patch(f"/collections/buildings/items/{world.ids['b2']}",
+                 headers=_headers(world, "housing"),
+                 json={"properties": {"floors": 7}})
+    entries = client.get("/audit", headers=_headers(world, "admin"),
+                         params={"target": f"buildings/{world.ids['b2']}"}).json()
+    entry = entries["entries"][0]
+    assert entry["actor"] == "housing" and entry["action"] == "feature.patch"
+    assert entry["before"]["floors"] == 3 and entry["after"]["floors"] == 7
+    with sec_engine.connect() as conn, pytest.raises(exc.DBAPIError,
+                                                     match="append-only"):
+        conn.execute(text("DELETE FROM audit_log"))
+    with sec_engine.connect() as conn, pytest.raises(exc.DBAPIError,
+                                                     match="append-only"):
+        conn.execute(text("UPDATE audit_log SET actor = 'someone else'"))
+
+
+def test_invalid_feature_is_a_400_and_writes_nothing(client, world, sec_engine):
+    with sec_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+    bad_grade = _feature(OWN)
+    bad_grade["properties"]["safety_grade"] = "E"
+    bad_geom = _feature(OWN)
+    bad_geom["geometry"] = {"type": "Point", "coordinates": [113.3, 23.1]}
+    far = _feature(OWN, x=500.0)
+    for body in (bad_grade, bad_geom, far, {"type": "Feature"}, {"nope": 1}):
+        r = client.post("/collections/buildings/items",
+                        headers=_headers(world, "admin"), json=body)
+        assert r.status_code == 400, r.text
+    with sec_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == before
+
+
+# -- credentials ----------------------------------------------------------------
+
+
+def _token(client, world, name: str) -> str:
+    r = client.post("/auth/token", data={"username": name,
+                                          "password": world.passwords[name]})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def test_tokens_sign_in_and_expire(client, world, sec_db):
+    tok = _token(client, world, "housing")
+    bearer = {"Authorization": f"Bearer {tok}"}
+    assert client.get("/auth/me", headers=bearer).json()["role"] == "housing_officer"
+    assert client.get("/collections/buildings/items", headers=bearer).status_code == 200
+    wrong = client.post("/auth/token", data={"username": "housing", "password": "x"})
+    assert wrong.status_code == 401
+    key = AuthSettings().signing_key()
+    now = dt.datetime.now(dt.UTC)
+    expired = jwt.encode({"sub": "housing", "role": "housing_officer",
+                          "iss": "gis-server", "exp": now - dt.timedelta(minutes=1)},
+                         key, algorithm="HS256")
+    tampered = tok[:-4] + ("AAAA" if not tok.endswith("AAAA") else "BBBB")
+    forged = jwt.encode({"sub": "admin", "role": "admin", "iss": "gis-server",
+                         "exp": now + dt.timedelta(hours=1)}, "guessed", "HS256")
+    unsigned = jwt.encode({"sub": "admin", "role": "admin", "iss": "gis-server",
+                           "exp": now + dt.timedelta(hours=1)}, None, algorithm="none")
+    promoted = jwt.encode({"sub": "housing", "role": "admin", "iss": "gis-server",
+                           "exp": now + dt.timedelta(hours=1)}, key, "HS256")
+    for bad in (expired, tampered, forged, unsigned, promoted, "garbage"):
+        r = client.get("/collections/buildings/items",
+                       headers={"Authorization": f"Bearer {bad}"})
+        assert r.status_code == 401, bad
+        assert r.json()["code"] == "Unauthorized"
+
+
+def test_api_key_in_query_and_revocation(sec_db, sec_engine, world):
+    with sec_engine.begin() as conn:
+        key = accounts.create_key(conn, "analyst", "qgis")
+    with TestClient(_app(sec_db, lookup_cache_seconds=0)) as c:
+        assert c.get("/collections/buildings/items",
+                     params={"api_key": key}).status_code == 200
+        with sec_engine.begin() as conn:
+            accounts.revoke_keys(conn, "analyst", key[:12])
+        assert c.get("/collections/buildings/items",
+                     params={"api_key": key}).status_code == 401
+        assert c.get("/collections/buildings/items",
+                     headers={"X-API-Key": "gis_not-a-key"}).status_code == 401
+
+
+def test_disabled_account_stops_working(sec_db, sec_engine, world):
+    with sec_engine.begin() as conn:
+        accounts.add_user(conn, "leaver", "analyst", "leaver-password-1")
+        key = accounts.create_key(conn, "leaver")
+    with TestClient(_app(sec_db, lookup_cache_seconds=0)) as c:
+        assert c.get("/collections", headers={"X-API-Key": key}).status_code == 200
+        with sec_engine.begin() as conn:
+            accounts.set_disabled(conn, "leaver")
+        assert c.get("/collections", headers={"X-API-Key": key}).status_code == 401
+        r = c.post("/auth/token", data={"username": "leaver",
+                                         "password": "leaver-password-1"})
+        assert r.status_code == 401
+
+
+def test_cookie_sign_in_reads_only(client, world):
+    r = client.post("/auth/login", data={"username": "housing",
+                                          "password": world.passwords["housing"],
+                                          "next": "/maps/housing"})
+    assert r.status_code == 303 and r.headers["location"] == "/maps/housing"
+    assert "httponly" in r.headers["set-cookie"].lower()
+    assert "samesite=strict" in r.headers["set-cookie"].lower()
+    cookies = {"gis_token": r.cookies["gis_token"]}
+    page = client.get("/maps/housing", cookies=cookies)
+    assert page.status_code == 200
+    write = client.patch(f"/collections/buildings/items/{world.ids['own']}",
+                         cookies=cookies, json={"properties": {"floors": 4}})
+    assert write.status_code == 401  # a cookie cannot make changes (CSRF)
+    # an open redirect is refused
+    r = client.post("/auth/login", data={"username": "housing",
+                                          "password": world.passwords["housing"],
+                                          "next": "//evil.example/x"})
+    assert r.headers["location"] == "/maps"
+    assert client.post("/auth/logout").status_code == 204
+
+
+def test_login_attempts_are_throttled(sec_db, world):
+    limits = LimitSettings(rate_limit=False, login_max_failures=3)
+    app = create_app(db=sec_db, server=ServerSettings(log_requests=False),
+                     auth=AuthSettings(), limits=limits)
+    with TestClient(app) as c:
+        codes = [c.post("/auth/token", data={"username": "analyst",
+                                              "password": "wrong-guess"}).status_code
+                 for _ in range(5)]
+        assert codes[:3] == [401, 401, 401] and codes[-1] == 429
+        r = c.post("/auth/token", data={"username": "analyst",
+                                         "password": world.passwords["analyst"]})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def test_anonymous_access_per_layer(sec_db, world):
+    with TestClient(_app(sec_db, anonymous_layers="districts,rivers")) as c:
+        assert c.get("/collections/rivers/items").status_code == 200
+        assert c.get("/collections/districts/items").status_code == 200
+        assert c.get("/collections/buildings/items").status_code == 401
+        ids = {x["id"] for x in c.get("/collections").json()["collections"]}
+        assert ids == {"districts", "rivers"}
+        assert c.post("/collections/rivers/items", json={}).status_code == 401
+    with TestClient(_app(sec_db, anonymous="read")) as c:
+        assert c.get("/collections/buildings/items").status_code == 200
+        assert c.post("/collections/buildings/items",
+                      json=_feature(OWN)).status_code == 401
+
+
+# -- hostile input ----------------------------------------------------------------
+
+INJECTIONS = [
+    {"filter": "district = '天河区'; DROP TABLE users; --"},
+    {"filter": "district = '' OR '1'='1'"},
+    {"filter": "floors = 1) OR (1 = 1"},
+    {"filter": "\"district\\\" = 1; SELECT * FROM users --\" = 'x'"},
+    {"filter": "S_INTERSECTS(geom, POINT(113 23)) OR pg_sleep(5) = 1"},
+    {"district": "天河区' OR '1'='1"},
+    {"sortby": "floors; DROP TABLE users"},
+    {"properties": "address,(SELECT password_hash FROM users)"},
+    {"bbox": "113,23,114,24); DROP TABLE users; --"},
+    {"datetime": "2020-01-01'; DROP TABLE users; --"},
+    {"filter-lang": "sql"},
+]
+
+
+@pytest.mark.parametrize("params", INJECTIONS)
+def test_sql_and_cql2_injection(client, world, sec_engine, params):
+    r = client.get("/collections/buildings/items", headers=_headers(world, "housing"),
+                   params=params)
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 200:
+        assert {f["properties"]["district"] for f in r.json()["features"]} <= {OWN}
+    with sec_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar() >= 4
+
+
+@pytest.mark.parametrize("path", [
+    "/static/..%2F..%2F..%2Fetc%2Fpasswd",
+    "/static/../../pyproject.toml",
+    "/collections/..%2Fusers/items",
+    "/collections/buildings/items/..%2F..%2Fadmin%2Fusers",
+    "/maps/rasters/..%2F..%2Fetc%2Fpasswd.png",
+    "/collections/buildings/items?f=gpkg&name=../../etc/passwd",
+])
+def test_path_traversal(client, world, path):
+    r = client.get(path, headers=_headers(world, "admin"))
+    assert r.status_code in (200, 400, 404), r.text
+    assert b"root:" not in r.content and b"[project]" not in r.content
+    if r.status_code == 200:  # the gpkg export ignores unknown parameters
+        assert "attachment" in r.headers.get("content-disposition", "")
+        assert "passwd" not in r.headers["content-disposition"]
+
+
+def test_oversized_bodies(sec_db, world):
+    limits = LimitSettings(rate_limit=False, max_body_bytes=10_000,
+                           max_features_per_write=3)
+    app = create_app(db=sec_db, server=ServerSettings(log_requests=False),
+                     auth=AuthSettings(), limits=limits)
+    admin = _headers(world, "admin")
+    with TestClient(app) as c:
+        big = _feature(OWN)
+        big["properties"]["address"] = "x" * 20_000
+        assert c.post("/collections/buildings/items", headers=admin,
+                      json=big).status_code == 413
+        many = {"type": "FeatureCollection",
+                "features": [_feature(OWN, 113.3 + i * 0.001) for i in range(4)]}
+        r = c.post("/collections/buildings/items", headers=admin, json=many)
+        assert r.status_code == 413 and "batches" in r.json()["description"]
+
+
+def test_requests_per_minute_per_key(sec_db, world):
+    limits = LimitSettings(requests_per_minute=5, anonymous_requests_per_minute=2)
+    app = create_app(db=sec_db, server=ServerSettings(log_requests=False),
+                     auth=AuthSettings(), limits=limits)
+    with TestClient(app) as c:
+        codes = [c.get("/auth/me", headers=_headers(world, "analyst")).status_code
+                 for _ in range(7)]
+        assert codes[:5] == [200] * 5 and codes[-1] == 429
+        r = c.get("/auth/me", headers=_headers(world, "analyst"))
+        assert int(r.headers["retry-after"]) >= 1
+        # another key has a budget of its own
+        assert c.get("/auth/me", headers=_headers(world, "chief")).status_code == 200
+
+
+def test_users_cli_and_audit(sec_db, world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from gis_server.cli import app as cli
+
+    monkeypatch.setenv("DATABASE_URL", sec_db.effective_url())
+    monkeypatch.setenv("GIS_NEW_PASSWORD", "cli-password-1")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["users", "add", "newchief", "--role", "river_chief",
+                            "--chief-id", "C2", "--key"])
+    assert r.exit_code == 0, r.output
+    assert "gis_" in r.output
+    r = runner.invoke(cli, ["users", "add", "nochief", "--role", "river_chief"])
+    assert r.exit_code != 0
+    r = runner.invoke(cli, ["users", "list", "--json"])
+    assert "newchief" in r.output
+    r = runner.invoke(cli, ["--as", "newchief", "layers"])
+    assert r.exit_code == 0 and "rivers" in r.output and "buildings" not in r.output
+    r = runner.invoke(cli, ["users", "disable", "newchief"])  # no --as: unscoped
+    assert r.exit_code == 0
+    r = runner.invoke(cli, ["audit", "--json", "--limit", "5"])
+    assert "user.disable" in r.output and "user.add" in r.output

@@ -1,0 +1,616 @@
+"""Buildings supervision rules: each threshold from both sides, on a real PostGIS.
+
+Hand-made buildings (``TB-*``) and curtain walls (``TW-*``) go into the layer
+tables with ``source = 'test_bld'``; their readings, checks and events go
+through :func:`ingest.feeds.load_feed`; the evaluator runs once for the
+module and every case looks up its own findings. Everything is removed
+afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import doctest
+import json
+
+import pytest
+from sqlalchemy import Engine, text
+
+import models.supervision.buildings as mod
+from ingest.feeds import load_feed
+from layers.feeds import get_feed
+from layers.supervision.buildings import FEEDS
+from models.supervision.buildings import (
+    DAYS_PER_MONTH,
+    TZ,
+    BuildingRules,
+    MonthRate,
+    evaluate,
+    hazard_list,
+    next_checks,
+    reading_series,
+    settlement_rates,
+    sustained_rate,
+)
+from models.supervision.rules import EVALUATORS, RULES
+
+SRC = "test_bld"
+AS_OF = dt.date(2026, 12, 3)
+END = dt.datetime(2026, 12, 3, 9, 0, tzinfo=TZ)
+GEOM = "ST_Multi(ST_MakeEnvelope(113.30, 23.10, 113.3005, 23.1005, 4326))"
+WALL_GEOM = "ST_SetSRID(ST_MakePoint(113.301, 23.101), 4326)"
+
+#: building id -> (structure, safety grade)
+BUILDINGS = {
+    "TB-MT-LOW": ("masonry", "B"),
+    "TB-MT-HIGH": ("brick_concrete", "B"),
+    "TB-MT-RED": ("masonry", "B"),
+    "TB-OT-LOW": ("rc_frame", "A"),
+    "TB-OT-HIGH": ("rc_frame", "A"),
+    "TB-OT-NOCRACK": ("rc_frame", "A"),
+    "TB-VC-LOW": ("masonry", "A"),
+    "TB-VC-HIGH": ("masonry", "A"),
+    "TB-BB-LOW": ("masonry", "A"),
+    "TB-BB-HIGH": ("masonry", "A"),
+    "TB-HE-LOW": ("masonry", "A"),
+    "TB-HE-HIGH": ("masonry", "A"),
+    "TB-HE-RED": ("masonry", "A"),
+    "TB-SC-LOW": ("rc_frame", "A"),
+    "TB-SC-HIGH": ("rc_frame", "A"),
+    "TB-SC-ONE5": ("rc_frame", "A"),
+    "TB-SC-TWO5": ("rc_frame", "A"),
+    "TB-SR-BELOW": ("rc_frame", "A"),
+    "TB-SR-ABOVE": ("rc_frame", "A"),
+    "TB-SR-CONV": ("rc_frame", "A"),
+    "TB-SR-NOTCONV": ("rc_frame", "A"),
+    "TB-SR-RED": ("rc_frame", "A"),
+    "TB-SR-FLAT": ("rc_frame", "A"),
+    "TB-UG-LOW": ("rc_frame", "A"),
+    "TB-UG-HIGH": ("rc_frame", "A"),
+    "TB-UG-NOTNEAR": ("rc_frame", "A"),
+    "TB-TR-LOW": ("masonry", "A"),
+    "TB-TR-HIGH": ("masonry", "A"),
+    "TB-GRADE-D": ("masonry", "D"),
+    "TB-GRADE-C": ("masonry", "C"),
+}
+
+#: wall id -> (support type, accepted on, last checked on, design life)
+WALLS = {
+    "TW-OVERDUE": ("frame", "2020-01-10", "2021-01-10", 25),
+    "TW-RED": ("frame", "2019-01-01", "2020-01-01", 25),
+    "TW-SOON": ("frame", "2015-01-01", "2022-01-31", 25),
+    "TW-LATER": ("frame", "2015-01-01", "2022-02-02", 25),
+    "TW-FEED": ("frame", "2019-01-01", "2020-01-01", 25),
+    "TW-SILICONE": ("structural_silicone", "2014-06-01", "2024-06-01", 25),
+    "TW-SILICONE-OK": ("structural_silicone", "2014-06-01", "2024-06-01", 25),
+    "TW-POINT": ("point", "2010-01-01", "2023-11-01", 30),
+    "TW-FRAME-SAME": ("frame", "2010-01-01", "2023-11-01", 30),
+    "TW-LIFE": ("frame", "2000-01-01", "2025-03-01", 25),
+    "TW-LIFE-OK": ("frame", "2000-01-01", "2026-03-01", 25),
+    "TW-NEW": ("frame", "2025-11-01", None, None),
+    "TW-NEW2": ("frame", "2026-01-10", None, None),
+    "TW-TYPHOON": ("frame", "2020-01-10", "2026-01-01", 25),
+    "TW-TYPHOON-OK": ("frame", "2020-01-10", "2026-01-01", 25),
+    "TW-TYPHOON-OLD": ("frame", "2020-01-10", "2026-01-01", 25),
+}
+
+
+def reading(bid, sensor, kind, at, value, crack_type=None, near=None):
+    return {
+        "building_id": bid,
+        "sensor_id": sensor,
+        "measured_at": at,
+        "kind": kind,
+        "value": value,
+        "crack_type": crack_type,
+        "near_underground_works": near,
+    }
+
+
+def one(bid, kind, value, crack_type=None, sensor="P1"):
+    return reading(bid, sensor, kind, END - dt.timedelta(days=2), value, crack_type)
+
+
+def monthly_settlement(bid: str, rates: dict[str, float]) -> list[dict]:
+    """Readings every 5 days, linear within each month at the given mm/month."""
+    out, value = [], 0.0
+    day = dt.datetime(2026, 9, 1, 9, tzinfo=TZ)
+    while day <= dt.datetime(2026, 11, 30, 9, tzinfo=TZ):
+        out.append(reading(bid, "S1", "settlement_mm", day, round(value, 6)))
+        nxt = day + dt.timedelta(days=1)
+        value += rates[day.strftime("%Y-%m")] / DAYS_PER_MONTH
+        day = nxt
+    return [*out[::5], out[-1]]
+
+
+def daily_settlement(bid: str, mm_day: float, near: bool) -> list[dict]:
+    return [
+        reading(
+            bid,
+            "S2",
+            "settlement_mm",
+            END - dt.timedelta(days=d),
+            mm_day * (7 - d),
+            near=near,
+        )
+        for d in range(7, -1, -1)
+    ]
+
+
+def widening(bid: str, start: float, per_week: float) -> list[dict]:
+    return [
+        reading(
+            bid,
+            "C1",
+            "crack_width_mm",
+            END - dt.timedelta(days=7 * (4 - k)),
+            round(start + per_week * k, 4),
+            "vertical_compression",
+        )
+        for k in range(5)
+    ]
+
+
+def readings() -> list[dict]:
+    out = [
+        one("TB-MT-LOW", "tilt_pct", 0.69),
+        one("TB-MT-HIGH", "tilt_pct", 0.71),
+        one("TB-MT-RED", "tilt_pct", 1.06),
+        one("TB-OT-LOW", "tilt_pct", 0.99),
+        one("TB-OT-LOW", "crack_width_mm", 0.3, "vertical_compression"),
+        one("TB-OT-HIGH", "tilt_pct", 1.01),
+        one("TB-OT-HIGH", "crack_width_mm", 0.3, "vertical_compression"),
+        one("TB-OT-NOCRACK", "tilt_pct", 1.2),
+        one("TB-VC-LOW", "crack_width_mm", 1.99, "vertical_compression"),
+        one("TB-VC-HIGH", "crack_width_mm", 2.01, "vertical_compression"),
+        one("TB-BB-LOW", "crack_width_mm", 0.99, "beam_bearing"),
+        one("TB-BB-HIGH", "crack_width_mm", 1.01, "beam_bearing"),
+        one("TB-HE-LOW", "crack_width_mm", 0.49, "horizontal_eccentric"),
+        one("TB-HE-HIGH", "crack_width_mm", 0.51, "horizontal_eccentric"),
+        one("TB-HE-RED", "crack_width_mm", 0.76, "horizontal_eccentric"),
+        one("TB-SC-LOW", "crack_width_mm", 9.9, "settlement"),
+        one("TB-SC-HIGH", "crack_width_mm", 10.1, "settlement"),
+        one("TB-SC-ONE5", "crack_width_mm", 5.1, "settlement"),
+        one("TB-SC-ONE5", "crack_width_mm", 4.9, "settlement", sensor="P2"),
+        one("TB-SC-TWO5", "crack_width_mm", 5.1, "settlement"),
+        one("TB-SC-TWO5", "crack_width_mm", 5.1, "settlement", sensor="P2"),
+    ]
+    out += monthly_settlement(
+        "TB-SR-BELOW", {"2026-09": 3.9, "2026-10": 3.9, "2026-11": 4.5}
+    )
+    out += monthly_settlement(
+        "TB-SR-ABOVE", {"2026-09": 2.0, "2026-10": 4.2, "2026-11": 4.3}
+    )
+    out += monthly_settlement(
+        "TB-SR-CONV", {"2026-09": 2.0, "2026-10": 6.0, "2026-11": 4.7}
+    )
+    out += monthly_settlement(
+        "TB-SR-NOTCONV", {"2026-09": 2.0, "2026-10": 6.0, "2026-11": 4.9}
+    )
+    out += monthly_settlement(
+        "TB-SR-RED", {"2026-09": 2.0, "2026-10": 6.1, "2026-11": 6.1}
+    )
+    out += monthly_settlement(
+        "TB-SR-FLAT", {"2026-09": 3.9, "2026-10": 3.9, "2026-11": 3.9}
+    )
+    out += daily_settlement("TB-UG-LOW", 1.9, True)
+    out += daily_settlement("TB-UG-HIGH", 2.1, True)
+    out += daily_settlement("TB-UG-NOTNEAR", 2.5, False)
+    out += widening("TB-TR-LOW", 1.4, 0.05)  # 1.6 mm, +0.05/week: 56 days to 2
+    out += widening("TB-TR-HIGH", 0.8, 0.2)  # 1.6 mm, +0.2/week: 14 days to 2
+    return out
+
+
+def checks() -> list[dict]:
+    def c(wid, day, kind):
+        return {"wall_id": wid, "checked_on": day, "kind": kind, "result": "合格"}
+
+    return [
+        c("TW-FEED", "2026-06-01", "safety_check"),
+        c("TW-SILICONE-OK", "2024-06-01", "adhesive_sampling"),
+        c("TW-TYPHOON-OK", "2026-10-01", "appraisal"),
+        c("TW-TYPHOON-OLD", "2026-09-01", "appraisal"),
+        c("TW-FEED", "2027-01-01", "appraisal"),  # after as_of: ignored
+    ]
+
+
+def events() -> list[dict]:
+    return [
+        {"wall_id": w, "occurred_on": "2026-09-15", "event": "typhoon"}
+        for w in ("TW-TYPHOON", "TW-TYPHOON-OK", "TW-TYPHOON-OLD")
+    ]
+
+
+def clean(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for layer in ("buildings", "curtain_walls"):
+            conn.execute(
+                text(f"DELETE FROM layer_{layer} WHERE source = :s"), {"s": SRC}
+            )
+        for spec in FEEDS:
+            conn.execute(
+                text(f"DELETE FROM {spec.table} WHERE source LIKE :s"), {"s": f"{SRC}%"}
+            )
+
+
+@pytest.fixture(scope="module")
+def world(engine: Engine):
+    clean(engine)
+    with engine.begin() as conn:
+        for bid, (structure, grade) in BUILDINGS.items():
+            conn.execute(
+                text(
+                    "INSERT INTO layer_buildings (source, source_id, district, "
+                    f"structure, safety_grade, address, geom) VALUES (:src, :id, "
+                    f"'天河区', :st, :g, :addr, {GEOM})"
+                ),
+                {
+                    "src": SRC,
+                    "id": bid,
+                    "st": structure,
+                    "g": grade,
+                    "addr": f"天河区测试路{bid}号",
+                },
+            )
+        for wid, (support, accepted, last, life) in WALLS.items():
+            conn.execute(
+                text(
+                    "INSERT INTO layer_curtain_walls (source, source_id, building, "
+                    "support_type, accepted_on, last_checked_on, design_life_years, "
+                    f"geom) VALUES (:src, :id, 'TB-MT-LOW', :sup, :acc, :last, "
+                    f":life, {WALL_GEOM})"
+                ),
+                {
+                    "src": SRC,
+                    "id": wid,
+                    "sup": support,
+                    "acc": dt.date.fromisoformat(accepted),
+                    "last": dt.date.fromisoformat(last) if last else None,
+                    "life": life,
+                },
+            )
+    reports = {
+        "building_readings": load_feed(
+            engine, get_feed("building_readings"), records=readings(), source=SRC
+        ),
+        "curtain_wall_checks": load_feed(
+            engine, get_feed("curtain_wall_checks"), records=checks(), source=SRC
+        ),
+        "curtain_wall_events": load_feed(
+            engine, get_feed("curtain_wall_events"), records=events(), source=SRC
+        ),
+    }
+    for report in reports.values():
+        assert report.rejected == 0, report.issues
+    with engine.connect() as conn:
+        findings = evaluate(conn, AS_OF)
+    yield {"findings": findings, "reports": reports}
+    clean(engine)
+
+
+def found(world, subject: str, rule: str) -> list:
+    return [
+        f
+        for f in world["findings"]
+        if f.subject_id == subject and f.rule == f"buildings.{rule}"
+    ]
+
+
+CASES = [
+    # (subject, rule, expected level or None)
+    ("TB-MT-LOW", "masonry_tilt", None),
+    ("TB-MT-HIGH", "masonry_tilt", "orange"),
+    ("TB-MT-RED", "masonry_tilt", "red"),
+    ("TB-OT-NOCRACK", "masonry_tilt", None),  # 1.2 % but not masonry
+    ("TB-OT-LOW", "overall_tilt", None),
+    ("TB-OT-HIGH", "overall_tilt", "orange"),
+    ("TB-OT-NOCRACK", "overall_tilt", None),  # over 1 % but no crack
+    ("TB-VC-LOW", "masonry_crack", None),
+    ("TB-VC-HIGH", "masonry_crack", "orange"),
+    ("TB-BB-LOW", "masonry_crack", None),
+    ("TB-BB-HIGH", "masonry_crack", "orange"),
+    ("TB-HE-LOW", "masonry_crack", None),
+    ("TB-HE-HIGH", "masonry_crack", "orange"),
+    ("TB-HE-RED", "masonry_crack", "red"),
+    ("TB-SC-LOW", "settlement_crack", None),
+    ("TB-SC-HIGH", "settlement_crack", "orange"),
+    ("TB-SC-ONE5", "settlement_crack", None),
+    ("TB-SC-TWO5", "settlement_crack", "orange"),
+    ("TB-SR-BELOW", "settlement_rate", None),  # only one month over 4
+    ("TB-SR-ABOVE", "settlement_rate", "orange"),
+    ("TB-SR-CONV", "settlement_rate", None),  # 6.0 -> 4.7: converging
+    ("TB-SR-NOTCONV", "settlement_rate", "orange"),  # 6.0 -> 4.9
+    ("TB-SR-RED", "settlement_rate", "red"),
+    ("TB-UG-LOW", "underground_settlement_rate", None),
+    ("TB-UG-HIGH", "underground_settlement_rate", "orange"),
+    ("TB-UG-NOTNEAR", "underground_settlement_rate", None),
+    ("TB-TR-LOW", "reading_trend", None),
+    ("TB-TR-HIGH", "reading_trend", "yellow"),
+    ("TB-SR-FLAT", "reading_trend", None),  # 3.9 mm/month
+    ("TB-SR-BELOW", "reading_trend", "yellow"),  # 4.5 mm/month lately
+    ("TB-SR-ABOVE", "reading_trend", None),  # the rate rule already fired
+    ("TW-OVERDUE", "wall_safety_check", "orange"),
+    ("TW-RED", "wall_safety_check", "red"),
+    ("TW-SOON", "wall_safety_check", "yellow"),  # due in 59 days
+    ("TW-LATER", "wall_safety_check", None),  # due in 61 days
+    ("TW-FEED", "wall_safety_check", None),  # checked again per the feed
+    ("TW-SILICONE", "wall_adhesive_sampling", "red"),  # due 2024-06-01
+    ("TW-SILICONE", "wall_safety_check", None),
+    ("TW-SILICONE-OK", "wall_adhesive_sampling", None),
+    ("TW-FRAME-SAME", "wall_adhesive_sampling", None),
+    ("TW-POINT", "wall_safety_check", "orange"),  # 3-year cycle
+    ("TW-FRAME-SAME", "wall_safety_check", None),  # 5-year cycle
+    ("TW-LIFE", "wall_safety_check", "orange"),  # yearly past design life
+    ("TW-LIFE-OK", "wall_safety_check", None),
+    ("TW-NEW", "wall_safety_check", "orange"),  # first check 2026-11-01
+    ("TW-NEW2", "wall_safety_check", "yellow"),  # first check 2027-01-10
+    ("TW-TYPHOON", "wall_event_appraisal", "red"),
+    ("TW-TYPHOON-OK", "wall_event_appraisal", None),
+    ("TW-TYPHOON-OLD", "wall_event_appraisal", "red"),  # appraised before it
+    ("TW-TYPHOON", "wall_safety_check", None),
+]
+
+
+@pytest.mark.parametrize(("subject", "rule", "level"), CASES)
+def test_rule_threshold(world, subject, rule, level):
+    hits = found(world, subject, rule)
+    if level is None:
+        assert hits == []
+    else:
+        assert [f.level for f in hits] == [level]
+
+
+def test_every_rule_has_a_case_on_each_side():
+    tested = {(rule, level is None) for _, rule, level in CASES}
+    for rule in (r.split(".", 1)[1] for r in RULES if r.startswith("buildings.")):
+        assert (rule, True) in tested and (rule, False) in tested, rule
+
+
+def test_finding_evidence_period_and_responsible(world):
+    (rate,) = found(world, "TB-SR-ABOVE", "settlement_rate")
+    assert rate.period == "2026-11"
+    months = rate.evidence["months"]
+    assert [m["month"] for m in months] == ["2026-10", "2026-11"]
+    assert months[0]["rate_mm_month"] == pytest.approx(4.2, abs=0.01)
+    assert months[1]["rate_mm_month"] == pytest.approx(4.3, abs=0.01)
+    assert rate.responsible == "天河区 住建" and rate.district == "天河区"
+    assert rate.evidence["kind"] == "settlement_mm"  # what the trend chart draws
+    (tilt,) = found(world, "TB-MT-HIGH", "masonry_tilt")
+    assert tilt.evidence["value"] == 0.71 and tilt.evidence["threshold"] == 0.7
+    (wall,) = found(world, "TW-OVERDUE", "wall_safety_check")
+    assert wall.period == "2026-01-10"
+    assert wall.evidence["days_overdue"] == 327
+    assert wall.district == "天河区"  # through the wall's building
+    (ug,) = found(world, "TB-UG-HIGH", "underground_settlement_rate")
+    assert ug.evidence["rate_mm_day"] == pytest.approx(2.1)
+    (trend,) = found(world, "TB-TR-HIGH", "reading_trend")
+    assert trend.evidence["trends"][0]["days_to_threshold"] == pytest.approx(14.0)
+    assert trend.evidence["kind"] == "crack_width_mm"
+    (app,) = found(world, "TW-TYPHOON", "wall_event_appraisal")
+    assert app.period == "2026-09-15" and "typhoon" in app.summary
+    for f in world["findings"]:  # the loop stores evidence as JSON
+        json.dumps(f.evidence)
+
+
+def test_settings_change_thresholds(world, engine):
+    """Thresholds are settings: raising the masonry limit clears the finding."""
+    with engine.connect() as conn:
+        findings = evaluate(conn, AS_OF, BuildingRules(masonry_tilt_max_pct=0.8))
+    assert not [
+        f
+        for f in findings
+        if f.subject_id == "TB-MT-HIGH" and f.rule == "buildings.masonry_tilt"
+    ]
+    assert EVALUATORS["buildings"] is evaluate
+
+
+def test_hazard_list(world, engine):
+    with engine.connect() as conn:
+        rows = hazard_list(conn, AS_OF, district="天河区")
+        other = hazard_list(conn, AS_OF, district="不存在区")
+        short = hazard_list(conn, AS_OF, limit=3)
+    ids = [r["subject_id"] for r in rows]
+    assert other == [] and len(short) == 3
+    assert {"TB-GRADE-D", "TB-GRADE-C", "TB-SR-RED", "TW-RED", "TW-OVERDUE"} <= set(ids)
+    assert "TW-SOON" not in ids and "TB-TR-HIGH" not in ids  # yellow only
+    assert "TB-MT-LOW" not in ids
+    severities = [r["severity"] for r in rows]
+    assert severities == sorted(severities, reverse=True)
+    d = rows[ids.index("TB-GRADE-D")]
+    assert d["level"] == "red" and "grade D" in d["reasons"][0]
+    assert rows[ids.index("TB-GRADE-C")]["level"] == "orange"
+    wall = rows[ids.index("TW-RED")]
+    assert wall["layer"] == "curtain_walls" and wall["days_overdue"] == 701
+    assert wall["rules"] == ["buildings.wall_safety_check"]
+
+
+def test_reading_series(world, engine):
+    with engine.connect() as conn:
+        (series,) = reading_series(conn, "TB-SR-ABOVE", "settlement_mm")
+        (crack,) = reading_series(conn, "TB-TR-HIGH", "crack_width_mm")
+        assert reading_series(conn, "TB-SR-ABOVE", "tilt_pct") == []
+    assert len(series.points) == 19 and series.unit == "mm"
+    assert [m.month for m in series.monthly] == ["2026-09", "2026-10", "2026-11"]
+    assert series.rate_per_day * DAYS_PER_MONTH == pytest.approx(4.3, abs=0.01)
+    assert crack.threshold == 2.0 and crack.crack_type == "vertical_compression"
+    assert crack.rate_per_day == pytest.approx(0.2 / 7)
+
+
+def test_feed_csv_bad_rows_rejected_with_reasons(engine, tmp_path):
+    path = tmp_path / "readings.csv"
+    path.write_text(
+        "房屋编号,测点编号,监测时间,监测项目,监测值,裂缝类型\n"
+        "TB-CSV,P1,2026-11-01 09:00,crack_width_mm,0.3,vertical_compression\n"
+        "TB-CSV,P1,2026-11-02 09:00,crack_mm,0.3,\n"
+        ",P1,2026-11-03 09:00,tilt_pct,0.2,\n"
+        "TB-CSV,P1,yesterday,tilt_pct,0.2,\n"
+        "TB-CSV,P1,2026-11-04 09:00,tilt_pct,abc,\n"
+        "TB-CSV,P2,2026-11-05 09:00,crack_width_mm,0.4,diagonal\n",
+        encoding="utf-8",
+    )
+    try:
+        report = load_feed(
+            engine, get_feed("building_readings"), path, source=f"{SRC}-csv"
+        )
+        assert (report.read, report.inserted, report.rejected) == (6, 2, 4)
+        rejected = {i.row: i.reason for i in report.issues if i.action == "rejected"}
+        # row numbers are the file's lines (the header is line 1)
+        assert set(rejected) == {3, 4, 5, 6}
+        assert rejected[3].startswith("kind=")
+        assert rejected[4] == "building_id is missing"
+        assert rejected[5].startswith("measured_at=")
+        assert rejected[6].startswith("value=")
+        (warning,) = [i for i in report.issues if i.action == "warning"]
+        assert warning.row == 7 and "crack_type" in warning.reason
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text(
+                    "SELECT sensor_id, crack_type, extra FROM feed_building_readings "
+                    "WHERE building_id = 'TB-CSV' ORDER BY sensor_id"
+                )
+            ).all()
+        assert [(r.sensor_id, r.crack_type) for r in stored] == [
+            ("P1", "vertical_compression"),
+            ("P2", None),
+        ]
+        assert stored[1].extra == {"裂缝类型": "diagonal"}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text("DELETE FROM feed_building_readings WHERE source = :s"),
+                {"s": f"{SRC}-csv"},
+            )
+
+
+def test_demo_records(world, engine):
+    with engine.connect() as conn:
+        a = mod.demo_records(conn, 7, AS_OF, buildings=12, walls=10)
+        b = mod.demo_records(conn, 7, AS_OF, buildings=12, walls=10)
+        known = set(
+            conn.execute(text("SELECT source_id FROM layer_buildings")).scalars()
+        )
+    assert a == b
+    recs = a["building_readings"]
+    assert 0 < len(recs) < 3000
+    assert {r["building_id"] for r in recs} <= known
+    assert a["curtain_wall_events"]
+    # loadable as they are, and the scenarios show up in the findings
+    try:
+        for feed_id, records in a.items():
+            report = load_feed(
+                engine, get_feed(feed_id), records=records, source=f"{SRC}-demo"
+            )
+            assert report.rejected == 0, report.issues
+        with engine.connect() as conn:
+            findings = evaluate(conn, AS_OF)
+        rules = {f.rule for f in findings}
+        assert {
+            "buildings.settlement_rate",
+            "buildings.wall_event_appraisal",
+            "buildings.masonry_crack",
+        } <= rules
+    finally:
+        with engine.begin() as conn:
+            for spec in FEEDS:
+                conn.execute(
+                    text(f"DELETE FROM {spec.table} WHERE source = :s"),
+                    {"s": f"{SRC}-demo"},
+                )
+
+
+# -- pure functions ----------------------------------------------------------------
+
+
+def test_doctests():
+    result = doctest.testmod(mod)
+    assert result.attempted > 10 and result.failed == 0
+
+
+def test_least_squares_resists_one_bad_endpoint():
+    t = [dt.datetime(2026, 11, d, 9, tzinfo=TZ) for d in (1, 8, 15, 22, 29)]
+    values = [0.0, 1.0, 2.0, 3.0, 4.0]  # 1 mm/week
+    noisy = [*values[:-1], 6.0]  # one bad last reading
+    (clean_rate,) = settlement_rates(t, values)
+    (noisy_rate,) = settlement_rates(t, noisy)
+    per_month = DAYS_PER_MONTH / 7
+    assert clean_rate.rate_mm_month == pytest.approx(per_month)
+    naive = (noisy[-1] - noisy[0]) / 28 * DAYS_PER_MONTH
+    assert abs(noisy_rate.rate_mm_month - per_month) < abs(naive - per_month)
+
+
+def test_sustained_rate_needs_calendar_consecutive_months():
+    def m(month, rate):
+        return MonthRate(month, rate, 4, END, END)
+
+    run = sustained_rate([m("2025-12", 5.0), m("2026-01", 5.0)], 4.0)
+    assert [r.month for r in run] == ["2025-12", "2026-01"]
+    assert sustained_rate([m("2026-01", 5.0), m("2026-03", 5.0)], 4.0) is None
+    assert sustained_rate([m("2026-01", 5.0)], 4.0, months=1) is not None
+
+
+def test_next_checks_cases():
+    s = BuildingRules()
+    wall = {
+        "support_type": "cable",
+        "accepted_on": dt.date(2016, 3, 1),
+        "last_checked_on": None,
+        "design_life_years": None,
+    }
+    (first,) = next_checks(wall, [], [], AS_OF, s)
+    assert first == ("safety_check", dt.date(2017, 3, 1), first.reason)
+    (later,) = next_checks(wall, [("safety_check", dt.date(2024, 5, 5))], [], AS_OF, s)
+    assert later.due_on == dt.date(2027, 5, 5) and "every 3 years" in later.reason
+    # checks after as_of do not count; an appraisal counts as the check
+    (c,) = next_checks(wall, [("safety_check", dt.date(2027, 1, 1))], [], AS_OF, s)
+    assert c.due_on == dt.date(2017, 3, 1)
+    (c,) = next_checks(wall, [("appraisal", dt.date(2025, 1, 1))], [], AS_OF, s)
+    assert c.due_on == dt.date(2028, 1, 1)
+    strict = BuildingRules(appraisal_counts_as_check=False)
+    (c,) = next_checks(wall, [("appraisal", dt.date(2025, 1, 1))], [], AS_OF, strict)
+    assert c.due_on == dt.date(2017, 3, 1)
+    # the design life caps the interval
+    old = {
+        "support_type": "frame",
+        "accepted_on": dt.date(2002, 1, 1),
+        "last_checked_on": dt.date(2024, 1, 1),
+        "design_life_years": 25,
+    }
+    (c,) = next_checks(old, [], [], AS_OF, s)
+    assert c.due_on == dt.date(2027, 1, 1) and "design life" in c.reason
+    # several events: one appraisal, due from the first still pending
+    ev = [
+        ("fire", dt.date(2026, 5, 1)),
+        ("burst_glass", dt.date(2026, 8, 1)),
+        ("typhoon", dt.date(2025, 9, 1)),
+    ]
+    *_, app = next_checks(old, [("appraisal", dt.date(2026, 1, 1))], ev, AS_OF, s)
+    assert app.kind == "appraisal" and app.due_on == dt.date(2026, 5, 1)
+    assert "fire" in app.reason and "burst_glass" in app.reason
+    assert "typhoon" not in app.reason
+
+
+# -- the migration ------------------------------------------------------------------
+
+
+def test_migration_matches_the_feed_declarations(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from layers import metadata
+
+    mine = {spec.table for spec in FEEDS}
+
+    def include(obj, name, type_, reflected, compare_to):
+        table = (
+            name
+            if type_ == "table"
+            else getattr(getattr(obj, "table", None), "name", None)
+        )
+        return table in mine
+
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"include_object": include, "compare_type": True}
+        )
+        diff = compare_metadata(ctx, metadata)
+    assert diff == []
