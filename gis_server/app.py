@@ -25,6 +25,7 @@ from gis_server.api.landing import router as landing_router
 from gis_server.api.maps import router as maps_router
 from gis_server.api.tiles import TileCacheMiddleware
 from gis_server.api.tiles import router as tiles_router
+from gis_server.api.supervision import router as supervision_router
 from gis_server.api.writes import router as writes_router
 from gis_server.auth.settings import AuthSettings
 from gis_server.db import make_engine
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(writes_router)
     app.include_router(tiles_router)
     app.include_router(maps_router)
+    app.include_router(supervision_router)
     app.include_router(admin_router)
     # outermost last: limits -> caller -> tile cache (cached tiles skip routing
     # but are still counted and scoped to the caller)

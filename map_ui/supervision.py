@@ -354,7 +354,8 @@ def _chart_query(domain: str | None, state: str | None, lang: Lang) -> str:
 
 def supervision_page(engine: Engine, settings: MapSettings, lang: Lang, *,
                      domain: str | None = None, state: str | None = None,
-                     now: dt.datetime | None = None) -> str:
+                     now: dt.datetime | None = None,
+                     visible: set[str] | None = None) -> str:
     """The supervision HTML page, filtered by domain and state."""
     datum = settings.datum
     domain, state = check_filters(engine, domain, state)
@@ -372,7 +373,11 @@ def supervision_page(engine: Engine, settings: MapSettings, lang: Lang, *,
         districts = collection_json(
             conn, "SELECT id, name, adcode, geom FROM layer_districts", {}, datum,
             simplify_deg=settings.simplify_deg)
-        fund = _fund_layer(conn, datum, settings.simplify_deg, lang)
+        fund = (
+            _fund_layer(conn, datum, settings.simplify_deg, lang)
+            if visible is None or "fund_centres" in visible
+            else None
+        )
     if extent[0] is None and warnings:
         lons = [w["lon"] for w in warnings]
         lats = [w["lat"] for w in warnings]

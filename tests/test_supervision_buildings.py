@@ -92,6 +92,16 @@ WALLS = {
     "TW-TYPHOON": ("frame", "2020-01-10", "2026-01-01", 25),
     "TW-TYPHOON-OK": ("frame", "2020-01-10", "2026-01-01", 25),
     "TW-TYPHOON-OLD": ("frame", "2020-01-10", "2026-01-01", 25),
+    "TW-DANGER": ("frame", "2020-01-10", "2026-01-01", 25),
+    "TW-DANGER-OK": ("frame", "2020-01-10", "2026-01-01", 25),
+}
+
+#: walls hanging on another building than TB-MT-LOW (grade B)
+WALL_BUILDING = {"TW-DANGER": "TB-GRADE-D", "TW-DANGER-OK": "TB-GRADE-C"}
+#: JGJ 125-2016 appraisal dates of the C / D buildings
+APPRAISED = {
+    "TB-GRADE-D": dt.date(2025, 6, 1),
+    "TB-GRADE-C": dt.date(2026, 6, 1),
 }
 
 
@@ -210,6 +220,8 @@ def checks() -> list[dict]:
         c("TW-SILICONE-OK", "2024-06-01", "adhesive_sampling"),
         c("TW-TYPHOON-OK", "2026-10-01", "appraisal"),
         c("TW-TYPHOON-OLD", "2026-09-01", "appraisal"),
+        c("TW-LIFE-OK", "2025-02-01", "appraisal"),
+        c("TW-DANGER-OK", "2026-07-01", "appraisal"),
         c("TW-FEED", "2027-01-01", "appraisal"),  # after as_of: ignored
     ]
 
@@ -241,14 +253,15 @@ def world(engine: Engine):
             conn.execute(
                 text(
                     "INSERT INTO layer_buildings (source, source_id, district, "
-                    f"structure, safety_grade, address, geom) VALUES (:src, :id, "
-                    f"'天河区', :st, :g, :addr, {GEOM})"
+                    "structure, safety_grade, appraised_on, address, geom) VALUES "
+                    f"(:src, :id, '天河区', :st, :g, :app, :addr, {GEOM})"
                 ),
                 {
                     "src": SRC,
                     "id": bid,
                     "st": structure,
                     "g": grade,
+                    "app": APPRAISED.get(bid),
                     "addr": f"天河区测试路{bid}号",
                 },
             )
@@ -257,12 +270,13 @@ def world(engine: Engine):
                 text(
                     "INSERT INTO layer_curtain_walls (source, source_id, building, "
                     "support_type, accepted_on, last_checked_on, design_life_years, "
-                    f"geom) VALUES (:src, :id, 'TB-MT-LOW', :sup, :acc, :last, "
+                    f"geom) VALUES (:src, :id, :b, :sup, :acc, :last, "
                     f":life, {WALL_GEOM})"
                 ),
                 {
                     "src": SRC,
                     "id": wid,
+                    "b": WALL_BUILDING.get(wid, "TB-MT-LOW"),
                     "sup": support,
                     "acc": dt.date.fromisoformat(accepted),
                     "last": dt.date.fromisoformat(last) if last else None,
@@ -347,6 +361,11 @@ CASES = [
     ("TW-TYPHOON", "wall_event_appraisal", "red"),
     ("TW-TYPHOON-OK", "wall_event_appraisal", None),
     ("TW-TYPHOON-OLD", "wall_event_appraisal", "red"),  # appraised before it
+    ("TW-LIFE", "wall_condition_appraisal", "red"),  # life ended 2025-01-01
+    ("TW-LIFE-OK", "wall_condition_appraisal", None),  # appraised 2025-02-01
+    ("TW-DANGER", "wall_condition_appraisal", "red"),  # grade D since 2025-06-01
+    ("TW-DANGER-OK", "wall_condition_appraisal", None),  # appraised after C
+    ("TW-OVERDUE", "wall_condition_appraisal", None),  # grade B, within life
     ("TW-TYPHOON", "wall_safety_check", None),
 ]
 
@@ -557,7 +576,7 @@ def test_next_checks_cases():
         "design_life_years": None,
     }
     (first,) = next_checks(wall, [], [], AS_OF, s)
-    assert first == ("safety_check", dt.date(2017, 3, 1), first.reason)
+    assert first == ("safety_check", dt.date(2017, 3, 1), first.reason, "schedule")
     (later,) = next_checks(wall, [("safety_check", dt.date(2024, 5, 5))], [], AS_OF, s)
     assert later.due_on == dt.date(2027, 5, 5) and "every 3 years" in later.reason
     # checks after as_of do not count; an appraisal counts as the check

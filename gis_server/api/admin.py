@@ -20,7 +20,7 @@ router = APIRouter(tags=["Administration"])
 
 def _json(body) -> Response:
     return Response(
-        orjson.dumps(body, default=str),
+        orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS),
         media_type="application/json",
         headers={"Cache-Control": "no-store"},
     )

@@ -312,7 +312,7 @@ def login_submit(
 
 @router.post("/auth/logout", summary="Sign out (forget the cookie)")
 def logout() -> Response:
-    response = Response(status_code=204)
+    response = RedirectResponse("/auth/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
 

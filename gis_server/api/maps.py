@@ -6,6 +6,7 @@ they load is served from ``/static`` (vendored, see map_ui/static/VENDORED.md).
 
 from __future__ import annotations
 
+import html
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -55,6 +56,28 @@ def _gate(request: Request, layer_id: str) -> Response | None:
     raise NotFound("no such map page")
 
 
+def _check_trend_subject(request: Request, engine, *, building: str | None,
+                         centre: str | None) -> None:
+    """A trend chart draws records of one building or fund centre: only of one
+    the caller may see (the records feeds themselves have no row scope)."""
+    from sqlalchemy import text
+
+    visible = readable_ids(request)
+    for value, layer in ((building, "buildings"), (centre, "fund_centres")):
+        if value is None:
+            continue
+        if layer not in visible:
+            raise NotFound("no such chart")
+        column = "source_id" if layer == "buildings" else "code"
+        with engine.connect() as conn:  # row-level security scopes this
+            found = conn.execute(
+                text(f"SELECT 1 FROM layer_{layer} WHERE {column} = :v LIMIT 1"),
+                {"v": value},
+            ).first()
+        if found is None:
+            raise NotFound("no such chart")
+
+
 def readable_ids(request: Request) -> set[str]:
     """Ids of the layers the caller may read (pages leave the others out)."""
     return {
@@ -63,6 +86,39 @@ def readable_ids(request: Request) -> set[str]:
             get_principal(request), request.app.state.auth_settings
         )
     }
+
+
+#: The map pages: path, the layer each needs, English and Chinese titles.
+PAGES = (
+    ("/maps/river-chief", "rivers", "River chief", "河长"),
+    ("/maps/housing", "buildings", "Housing officer", "住房安全"),
+    ("/maps/supervision", "supervision_warnings", "Supervision warnings", "监管预警"),
+    ("/maps/analyst", "districts", "Analyst", "分析"),
+)
+
+
+@router.get("/maps", response_class=HTMLResponse, summary="The map pages")
+def maps_index(request: Request) -> Response:
+    """Links to the map pages the caller may open (sign-in first if none)."""
+    visible = readable_ids(request)
+    links = [
+        f'<li><a href="{path}">{zh} · {en}</a></li>'
+        for path, layer, en, zh in PAGES
+        if layer in visible
+    ]
+    if not links and get_principal(request).anonymous:
+        return login_redirect(request)
+    who = get_principal(request)
+    body = (
+        '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
+        "<title>Maps · 地图</title></head><body style=\"font:15px system-ui;"
+        'max-width:40em;margin:3em auto"><h1>Maps · 地图</h1>'
+        f"<p>{html.escape(who.username)} ({html.escape(who.role or 'anonymous')})"
+        ' · <form method="post" action="/auth/logout" style="display:inline">'
+        '<button>Sign out · 退出</button></form></p>'
+        f"<ul>{''.join(links)}</ul></body></html>"
+    )
+    return _page(body)
 
 
 @router.get("/maps/river-chief", response_class=HTMLResponse,
@@ -152,7 +208,8 @@ def supervision(
     settings = map_settings(request)
     return _page(supervision_page(engine, settings,
                                   parse_lang(lang, settings.default_lang),
-                                  domain=domain, state=state))
+                                  domain=domain, state=state,
+                                  visible=readable_ids(request)))
 
 
 @router.get("/maps/supervision/charts/{name}.png",
@@ -177,6 +234,7 @@ def supervision_chart(
 
     if (gate := _gate(request, "supervision_warnings")) is not None:
         return gate
+    _check_trend_subject(request, engine, building=building, centre=centre)
     settings = map_settings(request)
     png = chart_png(engine, name, parse_lang(lang, settings.default_lang),
                     domain=domain, state=state, building=building, kind=kind,

@@ -14,7 +14,7 @@ both fallbacks have ``located`` false.
 
 from __future__ import annotations
 
-from layers.base import LayerSpec, Prop, Style
+from layers.base import Access, LayerSpec, Prop, Style
 
 #: Levels, lowest first (the same ladder as ``models.supervision.rules.LEVELS``;
 #: ``layers`` imports nothing of the project, so it is repeated here).
@@ -76,6 +76,12 @@ SUPERVISION_WARNINGS = LayerSpec(
     style=Style(color="#fc8d59", radius=7, color_by="level", palette=LEVEL_COLORS),
     computed=True,
     keywords=("supervision", "warning", "closed loop", "监管预警", "闭环"),
+    # housing officers see and move the warnings of their district
+    access=Access(
+        read=("analyst",),
+        scoped=(("housing_officer", "district"),),
+        scoped_write=("housing_officer",),
+    ),
 )
 
 #: Map layers this domain adds.

@@ -19,7 +19,8 @@ variables ``GIS_RULES_BUILDINGS_*``):
   supported: every three; past the design life: every year); structural
   silicone sampled at ten years then every three; an appraisal after a
   typhoon, lightning, fire, explosion, deformation, falling parts or burst
-  glass.
+  glass, and once the wall reaches its design life or its building is found
+  dangerous (grade C / D).
 
 Levels are design defaults [D]: a monitoring limit exceeded is orange, by
 ``red_ratio`` times the limit red, a trend yellow; a check falling due within
@@ -236,6 +237,12 @@ class BuildingRules(BaseSettings):
         ge=1,
         description=f"[S] {JGJ102}: design life >= 25 years; used for a wall "
         "without `design_life_years`.",
+    )
+    wall_dangerous_grades: tuple[str, ...] = Field(
+        ("C", "D"),
+        description=f"[S] {JGJ102}: an appraisal is mandatory when the main "
+        "structure is dangerous; these JGJ 125-2016 grades of the wall's "
+        "building (the layer's `building` = the building's source id) count.",
     )
     appraisal_counts_as_check: bool = Field(
         True,
@@ -465,6 +472,29 @@ R_WALL_APPRAISAL = register_rule(
     )
 )
 
+R_WALL_CONDITION = register_rule(
+    Rule(
+        id="buildings.wall_condition_appraisal",
+        domain=DOMAIN,
+        title="Curtain-wall appraisal missing past the design life or on a "
+        "dangerous building",
+        title_zh="玻璃幕墙超设计使用年限或主体结构危险未做安全鉴定",
+        source="JGJ 102-2003 §12.2; local regulations",
+        confidence="S",
+        subject_layer="curtain_walls",
+        description="The wall reached its design life (design_life_years, "
+        "default wall_design_life_years), or its building was appraised grade "
+        "C or D (wall_dangerous_grades), with no appraisal since. Period: the "
+        "date of the condition." + SCHEDULE_NOTE,
+        settings=(
+            "wall_design_life_years",
+            "wall_dangerous_grades",
+            "due_soon_days",
+            "overdue_red_days",
+        ),
+    )
+)
+
 #: The reading kind each monitoring rule is about (the trend rule: per trend).
 RULE_KIND = {
     R_MASONRY_TILT.id: "tilt_pct",
@@ -475,10 +505,12 @@ RULE_KIND = {
     R_UNDERGROUND_RATE.id: "settlement_mm",
 }
 
+#: (kind, trigger) of a due check -> the rule its finding belongs to
 WALL_RULES = {
-    "safety_check": R_WALL_CHECK.id,
-    "adhesive_sampling": R_WALL_ADHESIVE.id,
-    "appraisal": R_WALL_APPRAISAL.id,
+    ("safety_check", "schedule"): R_WALL_CHECK.id,
+    ("adhesive_sampling", "schedule"): R_WALL_ADHESIVE.id,
+    ("appraisal", "event"): R_WALL_APPRAISAL.id,
+    ("appraisal", "condition"): R_WALL_CONDITION.id,
 }
 
 
@@ -720,11 +752,14 @@ def exceedance_level(value: float, limit: float, red_ratio: float) -> str | None
 
 
 class DueCheck(NamedTuple):
-    """A check a curtain wall needs: ``(kind, due_on, reason)``."""
+    """A check a curtain wall needs: ``(kind, due_on, reason, trigger)``."""
 
     kind: str  # safety_check | adhesive_sampling | appraisal
     due_on: dt.date
     reason: str
+    #: why: "schedule" (periodic), "event" (after an event), "condition" (past
+    #: the design life, dangerous main structure)
+    trigger: str = "schedule"
 
 
 def next_checks(
@@ -734,13 +769,15 @@ def next_checks(
     as_of: dt.date,
     settings: BuildingRules | None = None,
 ) -> list[DueCheck]:
-    """The next periodic check, adhesive sampling and appraisal of a wall.
+    """The next periodic check, adhesive sampling and appraisals of a wall.
 
     Parameters
     ----------
     wall
         ``support_type``, ``accepted_on``, ``last_checked_on`` and
-        ``design_life_years`` of the wall (the ``curtain_walls`` layer).
+        ``design_life_years`` of the wall (the ``curtain_walls`` layer);
+        optionally ``building_grade`` and ``building_appraised_on`` of the
+        building it hangs on (JGJ 125-2016 grade and its date).
     checks
         ``(kind, checked_on)`` of its records in the checks feed; only their
         latest date per kind matters.
@@ -755,8 +792,11 @@ def next_checks(
     -------
     list of DueCheck
         The safety check (walls with an acceptance date), the adhesive
-        sampling (structural-silicone walls) and an appraisal when an event
-        has none on or after it; ``due_on`` may lie in the past (overdue).
+        sampling (structural-silicone walls), an appraisal when an event has
+        none on or after it (trigger ``event``) and one when the wall reached
+        its design life or its building's main structure was found dangerous
+        with no appraisal since (trigger ``condition``); ``due_on`` may lie in
+        the past (overdue).
 
     Examples
     --------
@@ -767,10 +807,10 @@ def next_checks(
     >>> for c in next_checks(wall, [("safety_check", dt.date(2020, 6, 3))],
     ...                      [("typhoon", dt.date(2026, 9, 15))],
     ...                      dt.date(2026, 12, 3), s):
-    ...     print(c.kind, c.due_on)
-    safety_check 2025-06-03
-    adhesive_sampling 2024-06-01
-    appraisal 2026-09-15
+    ...     print(c.kind, c.due_on, c.trigger)
+    safety_check 2025-06-03 schedule
+    adhesive_sampling 2024-06-01 schedule
+    appraisal 2026-09-15 event
     """
     s = settings or BuildingRules()
     latest: dict[str, dt.date] = {}
@@ -841,6 +881,29 @@ def next_checks(
                 "appraisal",
                 pending[0][0] + dt.timedelta(days=s.event_appraisal_grace_days),
                 f"appraisal mandatory after {names} ({since})",
+                "event",
+            )
+        )
+    conditions = []
+    if accepted is not None and as_of >= end_of_life:
+        conditions.append(
+            (end_of_life, f"reached its {life}-year design life on {end_of_life}")
+        )
+    grade = wall.get("building_grade")
+    if grade in s.wall_dangerous_grades:
+        day = wall.get("building_appraised_on") or as_of
+        conditions.append((day, f"building appraised grade {grade} on {day}"))
+    pending_c = sorted(c for c in conditions if appraised is None or c[0] > appraised)
+    if pending_c:
+        since = f"last appraisal {appraised}" if appraised else "no appraisal"
+        out.append(
+            DueCheck(
+                "appraisal",
+                pending_c[0][0],
+                "appraisal mandatory: "
+                + "; ".join(r for _, r in pending_c)
+                + f" ({since})",
+                "condition",
             )
         )
     return out
@@ -1290,13 +1353,15 @@ WITH w AS (
     ORDER BY source_id, source_part, updated_at DESC
 ),
 b AS (
-    SELECT DISTINCT ON (source_id) source_id, district, address
+    SELECT DISTINCT ON (source_id) source_id, district, address, safety_grade,
+           appraised_on
     FROM layer_buildings
-    WHERE source_id IN (SELECT building FROM w) AND district IS NOT NULL
+    WHERE source_id IN (SELECT building FROM w)
     ORDER BY source_id, source_part
 )
 SELECT w.source_id, w.building, w.support_type, w.accepted_on, w.last_checked_on,
-       w.design_life_years, b.address,
+       w.design_life_years, b.address, b.safety_grade AS building_grade,
+       b.appraised_on AS building_appraised_on,
        coalesce(b.district, (
            SELECT d.name FROM layer_districts d
            WHERE ST_Intersects(d.geom, ST_PointOnSurface(w.geom)) LIMIT 1
@@ -1333,7 +1398,7 @@ def _wall_findings(conn: Connection, as_of: dt.date, s: BuildingRules) -> list[F
         for due in next_checks(
             wall, checks.get(wid, ()), events.get(wid, ()), as_of, s
         ):
-            level = schedule_level(due.due_on, as_of, s, event=due.kind == "appraisal")
+            level = schedule_level(due.due_on, as_of, s, event=due.trigger == "event")
             if level is None:
                 continue
             late = (as_of - due.due_on).days
@@ -1341,7 +1406,7 @@ def _wall_findings(conn: Connection, as_of: dt.date, s: BuildingRules) -> list[F
             district = wall["district"]
             out.append(
                 Finding(
-                    rule=WALL_RULES[due.kind],
+                    rule=WALL_RULES[due.kind, due.trigger],
                     subject_layer="curtain_walls",
                     subject_id=wid,
                     level=level,
@@ -1350,6 +1415,7 @@ def _wall_findings(conn: Connection, as_of: dt.date, s: BuildingRules) -> list[F
                     summary=f"{due.kind.replace('_', ' ')} {state}: {due.reason}",
                     evidence={
                         "kind": due.kind,
+                        "trigger": due.trigger,
                         "due_on": due.due_on.isoformat(),
                         "days_overdue": max(late, 0),
                         "reason": due.reason,
@@ -1362,6 +1428,7 @@ def _wall_findings(conn: Connection, as_of: dt.date, s: BuildingRules) -> list[F
                             for e, d in sorted(events.get(wid, ()), key=lambda x: x[1])
                         ],
                         "building": wall["building"],
+                        "building_grade": wall["building_grade"],
                     },
                     responsible=_responsible(district, s),
                     district=district,
@@ -1760,8 +1827,9 @@ def demo_records(
     events: list[dict[str, Any]] = []
     wall_rows = conn.execute(
         text(
-            "SELECT source_id, support_type, accepted_on FROM (SELECT DISTINCT ON "
-            "(source_id) source_id, support_type, accepted_on FROM "
+            "SELECT source_id, support_type, accepted_on, design_life_years FROM "
+            "(SELECT DISTINCT ON (source_id) source_id, support_type, accepted_on, "
+            "design_life_years FROM "
             "layer_curtain_walls ORDER BY source_id, source_part) w "
             "WHERE accepted_on IS NOT NULL ORDER BY md5(source_id || :seed) LIMIT :n"
         ),
@@ -1814,6 +1882,19 @@ def demo_records(
                 }
             )
         # else: only the layer's last_checked_on (about a quarter overdue)
+        end_of_life = add_years(w.accepted_on, w.design_life_years or 25)
+        if end_of_life < as_of and rng.random() < 0.6:  # appraised at end of life
+            checks.append(
+                {
+                    "wall_id": w.source_id,
+                    "checked_on": min(
+                        as_of,
+                        end_of_life + dt.timedelta(days=int(rng.integers(20, 300))),
+                    ),
+                    "kind": "appraisal",
+                    "result": "可继续使用",
+                }
+            )
         if i < 5:
             events.append(
                 {

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, text
 
+from gis_server.audit import Actor
+from gis_server.audit import record as record_audit
 from gis_server.errors import NotFound
 from models.water import model as relapse
 from models.water import patrols as pt
@@ -299,8 +301,13 @@ def record_patrol(
     distance_km: float,
     black_odorous: bool | None = None,
     problems: str | None = None,
+    actor: Actor | None = None,
 ) -> dict:
-    """Record a completed patrol; say whether it meets the 10 min / 1 km standard."""
+    """Record a completed patrol; say whether it meets the 10 min / 1 km standard.
+
+    With ``actor`` the record is also written to the audit log (same
+    transaction).
+    """
     meets = (
         duration_min >= settings.patrol_min_minutes
         and distance_km >= settings.patrol_min_km
@@ -322,6 +329,24 @@ def record_patrol(
                 "m": meets,
             },
         ).scalar()
+        if actor is not None:
+            record_audit(
+                conn,
+                actor,
+                "patrol.record",
+                "patrol",
+                str(pid),
+                after={
+                    "chief_id": chief_id,
+                    "segment_code": segment_code,
+                    "started_at": started_at.isoformat(),
+                    "duration_min": duration_min,
+                    "distance_km": distance_km,
+                    "black_odorous": black_odorous,
+                    "problems": problems,
+                    "meets_standard": meets,
+                },
+            )
     return {"id": pid, "meets_standard": meets}
 
 

@@ -153,25 +153,68 @@ def _new_building(engine: Engine, district: str) -> int:
         ).scalar_one()
 
 
+_SEQ = iter(range(1, 1_000_000))
+
+
+def _warning(engine: Engine, district: str, state: str = "raised") -> int:
+    """A fresh supervision warning in ``district``, moved to ``state``."""
+    import models.supervision.inspections  # noqa: F401  (registers the rule)
+    from gis_server.audit import Actor
+    from models.supervision import loop
+    from models.supervision.demo import demo_png
+    from models.supervision.evidence import store_evidence
+    from models.supervision.rules import Finding
+    from models.supervision.settings import loop_settings
+
+    system = Actor("tests", "admin")
+    finding = Finding(
+        rule="inspections.problem", subject_layer="buildings", subject_id="b0",
+        level="yellow", observed_at=dt.datetime.now(dt.UTC),
+        period=f"p{next(_SEQ)}", summary="test", district=district,
+        responsible="某建设单位",
+    )
+    with engine.begin() as conn:
+        wid = loop.raise_findings(conn, [finding], system).ids[0]
+        if state in ("dispatched", "rectified"):
+            loop.dispatch(conn, wid, system)
+        if state == "rectified":
+            ref = store_evidence(conn, demo_png(1), "photo.png", "image/png",
+                                 loop_settings())
+            loop.rectify(conn, wid, system, "fixed", [ref])
+    return wid
+
+
+def _photo() -> dict:
+    from models.supervision.demo import demo_png
+
+    return {"photos": ("after.png", demo_png(7), "image/png")}
+
+
 Call = Callable[[TestClient, World, dict, Engine], object]
 t = f"{TILE.z}"
 
 
-def _get(path: str) -> Call:
+def _get(path: str, setup: Callable[[Engine], dict] | None = None) -> Call:
     def call(c, w, h, e):
-        return c.get(path.format(**w.ids), headers=h)
+        ids = dict(w.ids)
+        if setup:
+            ids.update(setup(e))
+        return c.get(path.format(**ids), headers=h)
 
     call.template = path  # type: ignore[attr-defined]
     return call
 
 
 def _send(method: str, path: str, body: Callable[[], dict] | None = None,
-          setup: Callable[[Engine], dict] | None = None) -> Call:
+          setup: Callable[[Engine], dict] | None = None,
+          files: Callable[[], dict] | None = None) -> Call:
     def call(c, w, h, e):
         ids = dict(w.ids)
         if setup:
             ids.update(setup(e))
         kwargs = {"json": body()} if body else {}
+        if files:
+            kwargs = {"files": files(), "data": {"note": "已整改"}}
         return c.request(method, path.format(**ids), headers=h, **kwargs)
 
     call.template = path  # type: ignore[attr-defined]
@@ -231,6 +274,7 @@ MATRIX: list[tuple[str, Call, tuple[int, ...]]] = [
     ("other chief page", _get("/maps/river-chief?chief=C2"),
      (303, 200, 200, 404, 404)),
     ("analyst map", _get("/maps/analyst"), (303, 200, 200, 200, 200)),
+    ("map index", _get("/maps"), (303, 200, 200, 200, 200)),
     ("audit", _get("/audit"), (401, 200, 403, 403, 403)),
     ("users", _get("/admin/users"), (401, 200, 403, 403, 403)),
     ("river summary", _get("/summary/rivers"), (401, 200, 200, 200, 200)),
@@ -270,6 +314,55 @@ MATRIX: list[tuple[str, Call, tuple[int, ...]]] = [
         "geometry": {"type": "LineString",
                      "coordinates": [[113.3, 23.1], [113.31, 23.11]]}}),
      (401, 201, 403, 404, 403)),
+    ("supervision rules", _get("/supervision/rules"), (401, 200, 200, 200, 404)),
+    ("supervision warnings", _get("/supervision/warnings"),
+     (401, 200, 200, 200, 404)),
+    ("own-district warning", _get("/supervision/warnings/{w}",
+                                  setup=lambda e: {"w": _warning(e, OWN)}),
+     (401, 200, 200, 200, 404)),
+    ("other-district warning", _get("/supervision/warnings/{w}",
+                                    setup=lambda e: {"w": _warning(e, OTHER)}),
+     (401, 200, 200, 404, 404)),
+    ("rankings", _get("/supervision/rankings?by=district"),
+     (401, 200, 200, 200, 404)),
+    ("dispatch own-district warning",
+     _send("POST", "/supervision/warnings/{w}/dispatch", lambda: {"note": "限期整改"},
+           setup=lambda e: {"w": _warning(e, OWN)}),
+     (401, 200, 403, 200, 404)),
+    ("dispatch other-district warning",
+     _send("POST", "/supervision/warnings/{w}/dispatch", lambda: {},
+           setup=lambda e: {"w": _warning(e, OTHER)}),
+     (401, 200, 403, 404, 404)),
+    ("dispatch twice", _send("POST", "/supervision/warnings/{w}/dispatch",
+                             lambda: {}, setup=lambda e: {"w": _warning(
+                                 e, OWN, "dispatched")}),
+     (401, 409, 403, 409, 404)),
+    ("reply with a photo",
+     _send("POST", "/supervision/warnings/{w}/rectify", files=_photo,
+           setup=lambda e: {"w": _warning(e, OWN, "dispatched")}),
+     (401, 200, 403, 200, 404)),
+    ("close", _send("POST", "/supervision/warnings/{w}/verify",
+                    lambda: {"accept": True},
+                    setup=lambda e: {"w": _warning(e, OWN, "rectified")}),
+     (401, 200, 403, 200, 404)),
+    ("close without a reply", _send("POST", "/supervision/warnings/{w}/verify",
+                                    lambda: {"accept": True},
+                                    setup=lambda e: {"w": _warning(e, OWN)}),
+     (401, 409, 403, 409, 404)),
+    ("evidence photo", _get("/supervision/evidence/{sha}", setup=lambda e: {
+        "sha": _evidence_of(e, _warning(e, OWN, "rectified"))}),
+     (401, 200, 200, 200, 404)),
+    ("record own patrol", _send("POST", "/patrols", lambda: {
+        "segment_code": "R1", "started_at": "2026-12-01T09:00:00+08:00",
+        "duration_min": 20, "distance_km": 1.5}),
+     (401, 201, 403, 403, 201)),
+    ("record other chief's patrol", _send("POST", "/patrols", lambda: {
+        "segment_code": "R3", "started_at": "2026-12-01T09:00:00+08:00",
+        "duration_min": 20, "distance_km": 1.5}),
+     (401, 201, 403, 403, 404)),
+    ("supervision map", _get("/maps/supervision"), (303, 200, 200, 200, 404)),
+    ("supervision chart", _get("/maps/supervision/charts/warnings_by_state.png"),
+     (303, 200, 200, 200, 404)),
     ("create computed risk zone", _send("POST", "/collections/risk_zones/items",
                                         lambda: _feature(OWN)),
      (401, 403, 403, 403, 403)),
@@ -301,8 +394,6 @@ NOT_IN_MATRIX = {
     "/api.html": "Swagger UI, public",
     "/docs/oauth2-redirect": "Swagger UI, public",
     "/maps/rasters/{name}.png": "raster overlay: tested in test_path_traversal",
-    "/maps/supervision": "supervision page: tested in test_supervision_routes",
-    "/maps/supervision/charts/{name}.png": "tested in test_supervision_routes",
 }
 
 
@@ -321,8 +412,19 @@ def test_matrix_covers_every_route(client):
 
 
 def _concrete(template: str) -> str:
-    return template.replace("{own}", "1").replace("{other}", "2").replace(
-        "{tmp}", "3").replace("{R1}", "4").replace("{R3}", "5")
+    for name, value in (("{own}", "1"), ("{other}", "2"), ("{tmp}", "3"),
+                        ("{R1}", "4"), ("{R3}", "5"), ("{w}", "6"),
+                        ("{sha}", "ab" * 32)):
+        template = template.replace(name, value)
+    return template
+
+
+def _evidence_of(engine: Engine, warning_id: int) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT evidence->0->>'sha256' FROM supervision_warning_events "
+            "WHERE warning_id = :w AND evidence <> '[]'::jsonb"),
+            {"w": warning_id}).scalar_one()
 
 
 def test_scoped_reads_return_only_the_scope(client, world):
@@ -533,7 +635,8 @@ def test_cookie_sign_in_reads_only(client, world):
                                           "password": world.passwords["housing"],
                                           "next": "//evil.example/x"})
     assert r.headers["location"] == "/maps"
-    assert client.post("/auth/logout").status_code == 204
+    out = client.post("/auth/logout")
+    assert out.status_code == 303 and "gis_token=" in out.headers["set-cookie"]
 
 
 def test_login_attempts_are_throttled(sec_db, world):
