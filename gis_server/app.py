@@ -23,9 +23,9 @@ from gis_server.api.errors import install_error_handlers
 from gis_server.api.features import router as features_router
 from gis_server.api.landing import router as landing_router
 from gis_server.api.maps import router as maps_router
+from gis_server.api.supervision import router as supervision_router
 from gis_server.api.tiles import TileCacheMiddleware
 from gis_server.api.tiles import router as tiles_router
-from gis_server.api.supervision import router as supervision_router
 from gis_server.api.writes import router as writes_router
 from gis_server.auth.settings import AuthSettings
 from gis_server.db import make_engine

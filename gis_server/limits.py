@@ -85,14 +85,15 @@ class LimitSettings(BaseSettings):
         default=True, description="Limit requests per minute per client (429)."
     )
     requests_per_minute: int = Field(
-        default=600,
+        default=1200,
         ge=1,
-        description="[D] Budget of a client presenting a credential (API key or "
-        "bearer token), per process. Project default: a map client panning "
-        "fast asks ~5 tiles/s.",
+        description="[D] Budget of a client presenting a credential (API key, "
+        "bearer token or sign-in cookie), per process. Project default: a map "
+        "page with three tiled layers asks ~60 tiles per pan; the bucket holds "
+        "a minute's budget, so bursts pass and only sustained floods wait.",
     )
     anonymous_requests_per_minute: int = Field(
-        default=120,
+        default=300,
         ge=1,
         description="[D] Budget of a client without a credential, per address "
         "(IPv6: per network, see ipv6_prefix), per process. Project default.",

@@ -23,6 +23,8 @@ if [ -n "$major" ] && [ ! -f "/usr/share/postgresql/$major/extension/postgis.con
 fi
 command -v ogr2ogr >/dev/null 2>&1 || missing+=(gdal-bin)
 "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# a CJK font: Chinese labels on the supervision charts (PNG)
+[ -d /usr/share/fonts/truetype/wqy ] || missing+=(fonts-wqy-microhei)
 if [ "${GIS_INSTALL_BROWSER:-1}" = 1 ]; then  # chromium: map page tests
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi

@@ -346,3 +346,100 @@ def record_patrol(
         actor=_actor(request, principal),
     )
     return _json(out, status=201)
+
+
+# -- domain reports -----------------------------------------------------------------
+
+
+def _layer_scope(request: Request, principal: Principal, layer_id: str):
+    return policy.require_read(
+        principal, get_layer(layer_id), request.app.state.auth_settings
+    )
+
+
+AsOf = Annotated[
+    dt.date | None, Query(alias="as-of", description="Evaluation date (today).")
+]
+
+
+@router.get("/supervision/hazards", summary="Hazard list: C/D buildings, walls due")
+def hazards(
+    request: Request,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    district: Annotated[str | None, Query()] = None,
+    as_of: AsOf = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> Response:
+    """Dangerous (C/D) buildings, monitoring over its limits and curtain walls
+    overdue, most severe first (a housing officer: their district)."""
+    scope = _layer_scope(request, principal, "buildings")
+    if scope.kind == "rows":
+        district = scope.value
+    from models.supervision.buildings import hazard_list
+
+    with engine.connect() as conn:
+        rows = hazard_list(
+            conn, as_of or dt.date.today(), district=district, limit=limit
+        )
+    return _json({"district": district, "hazards": rows})
+
+
+@router.get("/supervision/plants/{plant_id}/credit", summary="A plant's credit score")
+def plant_credit(
+    request: Request, plant_id: str, principal: PrincipalDep, engine: EngineDep
+) -> Response:
+    """The credit score history of a concrete plant (its deductions per rule)."""
+    _layer_scope(request, principal, "plants")
+    from models.supervision.concrete import credit_history
+
+    with engine.connect() as conn:
+        known = conn.execute(
+            text("SELECT 1 FROM layer_plants WHERE source_id = :p LIMIT 1"),
+            {"p": plant_id},
+        ).first()
+        if known is None:
+            raise NotFound(f"no plant {plant_id!r}")
+        return _json({"plant_id": plant_id, "history": credit_history(conn, plant_id)})
+
+
+@router.get("/supervision/enterprises", summary="Construction enterprises' credit")
+def enterprises(
+    request: Request, principal: PrincipalDep, engine: EngineDep, as_of: AsOf = None
+) -> Response:
+    """Credit scores of the construction enterprises, worst first, and the
+    blacklist (city-wide: for callers reading every construction site)."""
+    if _layer_scope(request, principal, "construction_sites").kind != "all":
+        raise policy.not_found("enterprises")
+    from models.supervision.sites import enterprise_scores
+
+    with engine.connect() as conn:
+        return _json({"enterprises": enterprise_scores(conn, as_of or dt.date.today())})
+
+
+@router.get("/supervision/fund/centres", summary="Provident-fund centres, one month")
+def fund_centres(
+    request: Request,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    month: Annotated[dt.date | None, Query(description="First of a month.")] = None,
+) -> Response:
+    """Loan ratio and liquidity level of the 21 centres (the choropleth's data)."""
+    _layer_scope(request, principal, "fund_centres")
+    from models.supervision.fund import choropleth
+
+    month = (month or dt.date.today()).replace(day=1)
+    with engine.connect() as conn:
+        return _json({"month": month, "centres": choropleth(conn, month)})
+
+
+@router.get("/supervision/fund/centres/{code}", summary="One centre's monthly metrics")
+def fund_centre(
+    request: Request, code: str, principal: PrincipalDep, engine: EngineDep
+) -> Response:
+    """Loan ratio, net flow, overdue rate and liquidity level per month."""
+    _layer_scope(request, principal, "fund_centres")
+    from models.supervision.fund import centre_metrics
+
+    with engine.connect() as conn:
+        return _json({"code": code, "months": centre_metrics(conn, code)})

@@ -6,7 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-import gis_server.audit  # noqa: F401  (registers the audit log on metadata)
+import gis_server.audit
 import gis_server.auth.accounts  # noqa: F401  (users, api_keys)
 import models.supervision.concrete  # registers concrete_credit_history
 import models.supervision.loop  # registers the warning events, evidence tables

@@ -1470,9 +1470,6 @@ def evaluate(
     return findings
 
 
-register_evaluator(DOMAIN, evaluate)
-
-
 # -- credit score ---------------------------------------------------------------
 
 
@@ -1816,3 +1813,10 @@ def load_demo_records(engine: Engine, seed: int, as_of: dt.date) -> dict[str, An
         feed: load_feed(engine, get_feed(feed), records=rows, source="demo")
         for feed, rows in records.items()
     }
+
+
+def _after_evaluate(conn: Connection, as_of: dt.date, findings: list[Finding]) -> None:
+    credit_scores(conn, as_of, findings=findings)
+
+
+register_evaluator(DOMAIN, evaluate, after=_after_evaluate)

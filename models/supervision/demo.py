@@ -96,13 +96,10 @@ def _plain_png(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
 
 
 def _demo_records(engine: Engine, seed: int, as_of: dt.date) -> dict[str, list]:
-    """Every present domain's demo records, feed id -> records."""
+    """Every domain's demo records, feed id -> records."""
     records: dict[str, list] = {}
     for domain in DOMAINS:
-        try:
-            module = importlib.import_module(f"models.supervision.{domain}")
-        except ModuleNotFoundError:
-            continue
+        module = importlib.import_module(f"models.supervision.{domain}")
         make = getattr(module, "demo_records", None)
         if make is None:
             log.warning("domain has no demo records", extra={"domain": domain})

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from gis_server.audit import Actor
 from gis_server.errors import InvalidParameter
 from models.supervision.loop import RaiseResult, escalate_overdue, raise_findings
-from models.supervision.rules import EVALUATORS
+from models.supervision.rules import AFTER_EVALUATE, EVALUATORS
 from models.supervision.settings import LoopSettings, loop_settings
 
 log = logging.getLogger("gis_server.supervision.engine")
@@ -41,24 +41,12 @@ LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 def load_domains() -> list[str]:
     """Import every domain module that exists; return the names imported.
 
-    TODO: the five domain modules are being written in parallel with this one;
-    a module that does not exist yet is skipped here. Once all five exist,
-    import them plainly and drop the ``ModuleNotFoundError`` guard (an import
-    error inside a domain module is never swallowed: only the module's own
-    absence is).
+    A domain is one module ``models.supervision.<domain>`` (its rules and
+    evaluator register themselves on import).
     """
-    loaded = []
     for domain in DOMAINS:
-        name = f"models.supervision.{domain}"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            log.warning("supervision domain missing", extra={"domain": domain})
-            continue
-        loaded.append(domain)
-    return loaded
+        importlib.import_module(f"models.supervision.{domain}")
+    return list(DOMAINS)
 
 
 def domain_settings(domain: str) -> BaseSettings | None:
@@ -123,6 +111,9 @@ def evaluate(
         results[domain] = raise_findings(
             conn, findings, actor, at=now, settings=settings
         )
+        after = AFTER_EVALUATE.get(domain)
+        if after is not None:
+            after(conn, as_of, findings)
         log.info(
             "domain evaluated",
             extra={

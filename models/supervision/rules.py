@@ -72,8 +72,12 @@ class Finding:
 #: An evaluator reads the database at ``as_of`` and returns findings.
 Evaluator = Callable[[Connection, dt.date], list[Finding]]
 
+#: Run after a domain's findings are raised (e.g. concrete credit scores).
+AfterHook = Callable[[Connection, dt.date, list["Finding"]], object]
+
 RULES: dict[str, Rule] = {}
 EVALUATORS: dict[str, Evaluator] = {}
+AFTER_EVALUATE: dict[str, AfterHook] = {}
 
 
 def register_rule(rule: Rule) -> Rule:
@@ -86,9 +90,14 @@ def register_rule(rule: Rule) -> Rule:
     return rule
 
 
-def register_evaluator(domain: str, evaluator: Evaluator) -> Evaluator:
-    """Declare the function that evaluates every rule of ``domain``."""
+def register_evaluator(
+    domain: str, evaluator: Evaluator, *, after: AfterHook | None = None
+) -> Evaluator:
+    """Declare the function that evaluates every rule of ``domain``, and what
+    to do with its findings once they are raised (``after``)."""
     EVALUATORS[domain] = evaluator
+    if after is not None:
+        AFTER_EVALUATE[domain] = after
     return evaluator
 
 

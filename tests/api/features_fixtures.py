@@ -9,8 +9,8 @@ from fastapi import FastAPI
 
 from gis_server.app import create_app
 from gis_server.auth.settings import AuthSettings
-from gis_server.limits import LimitSettings
 from gis_server.features.config import FeaturesSettings
+from gis_server.limits import LimitSettings
 from gis_server.settings import DatabaseSettings, ServerSettings
 
 #: The synthetic buildings lie in a 6 x 5 grid in this box (lon/lat).
