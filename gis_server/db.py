@@ -94,6 +94,9 @@ def create_database(settings: DatabaseSettings, name: str) -> DatabaseSettings:
     try:
         with conn.cursor() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            from gis_server.auth import dbsecurity
+
+            dbsecurity.mark_leakproof(cur)  # scoped callers keep spatial indexes
     finally:
         conn.close()
     if settings.url:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg2
 
+from gis_server.auth import dbsecurity
 from gis_server.errors import EmbeddedClusterError
 from gis_server.settings import DatabaseSettings
 
@@ -399,4 +400,5 @@ class EmbeddedCluster:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            dbsecurity.mark_leakproof(cur)  # scoped callers keep spatial indexes
         conn.close()

@@ -496,6 +496,12 @@ def test_database_scopes_rows_without_the_python_policy(sec_engine, world):
                 conn.execute(text("SELECT * FROM users"))
         with sec_engine.connect() as conn, pytest.raises(exc.ProgrammingError):
             conn.execute(text("SELECT count(*) FROM layer_rivers"))  # not granted
+        with sec_engine.connect() as conn:  # the spatial index serves scoped callers
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(conn.execute(text(
+                "EXPLAIN SELECT id FROM layer_buildings WHERE geom && "
+                "ST_MakeEnvelope(113.3, 23.1, 113.301, 23.101, 4326)")).scalars())
+            assert "Index Cond: (geom &&" in plan, plan
         with sec_engine.begin() as conn:
             moved = conn.execute(text(
                 "UPDATE layer_buildings SET floors = 1 WHERE district = :d"),
