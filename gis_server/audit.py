@@ -97,6 +97,36 @@ def record(
     ).scalar_one()
 
 
+def record_many(
+    conn: Connection,
+    actor: Actor,
+    action: str,
+    target_kind: str,
+    changes: list[tuple[str, Any, Any]],
+) -> None:
+    """Many :func:`record` rows in one statement: ``changes`` holds (target,
+    before, after) of one action (a rule evaluation raising many warnings)."""
+    if not changes:
+        return
+    conn.execute(
+        insert(audit_log),
+        [
+            {
+                "actor": actor.name,
+                "actor_role": actor.role,
+                "action": action,
+                "target_kind": target_kind,
+                "target": target,
+                "before": before,
+                "after": after,
+                "request_id": actor.request_id,
+                "client": actor.client,
+            }
+            for target, before, after in changes
+        ],
+    )
+
+
 def entries(
     conn: Connection,
     *,

@@ -7,7 +7,8 @@ raised -> dispatched -> rectified -> closed (or back to dispatched) lives in
 computed by the server (``gis-server supervision evaluate``), never ingested.
 
 Positions: the point on the subject's own feature when the subject layer has
-it (``located`` true); otherwise the point on the surface of the finding's
+it, else the lon/lat recorded with the finding (an inspection's position),
+both ``located`` true; otherwise the point on the surface of the finding's
 district (layer ``districts``, matched by name), else Guangzhou city hall;
 both fallbacks have ``located`` false.
 """

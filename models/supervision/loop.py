@@ -59,7 +59,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from gis_server.audit import Actor, audit_log, record
+from gis_server.audit import Actor, record, record_many
 from gis_server.errors import IllegalTransition, InvalidParameter, NotFound
 from layers import get_layer, metadata, table_for
 from layers.supervision.warnings import STATES
@@ -269,29 +269,9 @@ def _audit_many(
     action: str,
     changes: list[tuple[int, Any, Any]],
 ) -> None:
-    """Many rows of ``gis_server.audit.record`` in one statement (evaluations).
-
-    Same columns as :func:`gis_server.audit.record`; ``changes`` holds
-    (warning id, before, after).
-    """
-    if not changes:
-        return
-    conn.execute(
-        insert(audit_log),
-        [
-            {
-                "actor": actor.name,
-                "actor_role": actor.role,
-                "action": action,
-                "target_kind": "warning",
-                "target": str(wid),
-                "before": before,
-                "after": after,
-                "request_id": actor.request_id,
-                "client": actor.client,
-            }
-            for wid, before, after in changes
-        ],
+    """The audit rows of many warnings at once; ``changes``: (id, before, after)."""
+    record_many(
+        conn, actor, action, "warning", [(str(w), b, a) for w, b, a in changes]
     )
 
 
@@ -299,7 +279,8 @@ def _positions(
     conn: Connection, findings: Sequence[Finding], settings: LoopSettings
 ) -> list[tuple[float, float, bool]]:
     """(lon, lat, located) per finding: its subject's point, else its
-    district's (layer ``districts`` by name), else city hall; one query per
+    district's (layer ``districts`` by name), else city hall (a lon/lat in
+    the evidence comes before the district); one query per
     subject layer and one for the districts."""
     wanted: dict[str, set[str]] = {}
     for f in findings:
@@ -341,13 +322,30 @@ def _positions(
         districts = {r.name: (r.x, r.y) for r in rows}
     out = []
     for f in findings:
+        located = _evidence_point(f.evidence)
         if (f.subject_layer, f.subject_id) in points:
             out.append((*points[(f.subject_layer, f.subject_id)], True))
+        elif located is not None:  # where the inspector stood, say
+            out.append((*located, True))
         elif f.district in districts:
             out.append((*districts[f.district], False))
         else:
             out.append((settings.fallback_lon, settings.fallback_lat, False))
     return out
+
+
+def _evidence_point(evidence: Any) -> tuple[float, float] | None:
+    """A lon/lat recorded in a finding's evidence (an inspection's position),
+    when it is a valid WGS84 coordinate."""
+    if not isinstance(evidence, dict):
+        return None
+    try:
+        lon, lat = float(evidence["lon"]), float(evidence["lat"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if -180 <= lon <= 180 and -90 <= lat <= 90:
+        return lon, lat
+    return None
 
 
 @dataclass
