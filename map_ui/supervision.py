@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -112,7 +112,8 @@ LOAN_RATIO_BINS: tuple[tuple[float, str], ...] = (
     (float("inf"), "#810f7c"),
 )
 #: Chart names of the chart route.
-CHARTS = ("warnings_by_district", "warnings_by_state", "warnings_by_domain")
+CHARTS = ("warnings_by_district", "warnings_by_state", "warnings_by_domain",
+          "ranking_table", "fund_centres")
 
 PANEL = _ENV.from_string(
     """
@@ -429,8 +430,9 @@ def supervision_page(engine: Engine, settings: MapSettings, lang: Lang, *,
     chart_imgs = [
         {"name": name, "src": f"/maps/supervision/charts/{name}.png?{query}",
          "alt": label(key, lang)}
-        for name, key in zip(CHARTS, ("by_district", "by_state", "by_domain"),
-                             strict=True)
+        for name, key in (("warnings_by_district", "by_district"),
+                          ("warnings_by_state", "by_state"),
+                          ("warnings_by_domain", "by_domain"))
     ]
     other = "zh" if lang == "en" else "en"
     page_query = urlencode([(k, v) for k, v in (("domain", domain), ("state", state))
@@ -489,38 +491,66 @@ def chart_png(engine: Engine, name: str, lang: Lang, *,
     if name not in CHARTS:
         raise NotFound(f"no chart {name!r} (charts: {', '.join(CHARTS)}, trend)")
     domain, state = check_filters(engine, domain, state)
-    warnings = _warnings(engine, domain, state, 10_000, now)
-    # NOTE: counted over at most 10,000 warnings (loop.list_warnings' cap);
-    # loop.rankings counts in SQL but takes no domain filter.
     empty = label("none", lang)
+    if name == "fund_centres":
+        return _fund_centres_chart(engine, lang)
+    from models.supervision.loop import rankings
+
+    by = {"warnings_by_district": "district", "warnings_by_domain": "domain",
+          "warnings_by_state": "domain", "ranking_table": "district"}[name]
+    with engine.connect() as conn:  # counted in SQL, in the caller's scope
+        rows = rankings(conn, by, state, domain=domain, now=now)
     if name == "warnings_by_state":
-        counts = Counter(w["state"] for w in warnings)
+        counts = Counter()
+        for r in rows:
+            for s in STATES:
+                counts[s] += r.get(s, 0) or 0
         return charts.pie_chart(
             {state_name(s, lang): counts.get(s, 0) for s in STATES},
             label("by_state", lang),
             colors={state_name(s, lang): c for s, c in STATE_COLORS.items()},
             empty_text=empty)
-    key = "district" if name == "warnings_by_district" else "domain"
-    groups: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"open": 0, "overdue": 0, "closed": 0})
-    for w in warnings:
-        g = groups[w.get(key) or "—"]
-        if w["state"] == "closed":
-            g["closed"] += 1
-        else:
-            g["open"] += 1
-            g["overdue"] += bool(w.get("overdue"))
-    rows = [{"key": (domain_name(k, lang) if key == "domain" else k), **v}
-            for k, v in groups.items()]
-    rows.sort(key=lambda r: (-r["open"], -r["overdue"], str(r["key"])))
+    ranked = [{**r, "key": (domain_name(r["key"], lang) if by == "domain"
+                            else r["key"] or "—")} for r in rows]
+    if name == "ranking_table":
+        return charts.table_png(
+            ranked, [("key", label("district", lang)), ("open", label("open", lang)),
+                     ("overdue", label("overdue", lang)),
+                     ("closed", state_name("closed", lang)),
+                     ("red", level_name("red", lang)),
+                     ("orange", level_name("orange", lang)),
+                     ("yellow", level_name("yellow", lang))],
+            label("by_district", lang), empty_text=empty)
     return charts.bar_chart(
-        rows[:15], "key", ["open", "overdue", "closed"],
-        label("by_district" if key == "district" else "by_domain", lang),
+        ranked[:15], "key", ["open", "overdue", "closed"],
+        label("by_district" if by == "district" else "by_domain", lang),
         series_titles={"open": label("open", lang),
                        "overdue": label("overdue", lang),
                        "closed": state_name("closed", lang)},
         colors={"open": "#fc8d59", "overdue": "#d73027", "closed": "#1a9850"},
         empty_text=empty)
+
+
+def _fund_centres_chart(engine: Engine, lang: Lang) -> bytes:
+    """Loan ratio of every centre in the latest reported month, highest first."""
+    from models.supervision.fund import FundRules, choropleth
+
+    with engine.connect() as conn:
+        month = conn.execute(text("SELECT max(month) FROM feed_fund_metrics")).scalar()
+        rows = choropleth(conn, month) if month else []
+    name_key = "name_zh" if lang == "zh" else "name"
+    ranked = sorted(
+        ({"key": r.get(name_key) or r["code"],
+          "loan_ratio": round(100 * float(r["loan_ratio"]), 1)}
+         for r in rows if r.get("loan_ratio") is not None),
+        key=lambda r: -r["loan_ratio"])
+    alert = FundRules().loan_ratio_alert
+    title = f"{label('loan_ratio', lang)} (%) · {month or ''} ({label('alert', lang)} " \
+        f"{alert:.0%})"
+    return charts.bar_chart(ranked, "key", "loan_ratio", title,
+                            series_titles={"loan_ratio": label("loan_ratio", lang)},
+                            colors={"loan_ratio": "#4575b4"},
+                            empty_text=label("none", lang))
 
 
 def _building_trend(engine: Engine, building: str, kind: str, lang: Lang) -> bytes:

@@ -228,13 +228,17 @@ def supervision_chart(
         description="`trend`: the provident-fund centre code.")] = None,
     lang: Lang = None,
 ) -> Response:
-    """`warnings_by_district`, `warnings_by_state`, `warnings_by_domain` or
-    `trend` (a building's readings or a fund centre's loan ratio)."""
+    """`warnings_by_district` (bar), `warnings_by_state` (pie),
+    `warnings_by_domain` (bar), `ranking_table` (a table per district),
+    `fund_centres` (loan ratio per centre, bar) or `trend` (a building's
+    readings or a fund centre's loan ratio, line)."""
     from map_ui.supervision import chart_png
 
     if (gate := _gate(request, "supervision_warnings")) is not None:
         return gate
     _check_trend_subject(request, engine, building=building, centre=centre)
+    if name == "fund_centres" and "fund_centres" not in readable_ids(request):
+        raise NotFound("no such chart")
     settings = map_settings(request)
     png = chart_png(engine, name, parse_lang(lang, settings.default_lang),
                     domain=domain, state=state, building=building, kind=kind,
