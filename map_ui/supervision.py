@@ -545,8 +545,8 @@ def _fund_centres_chart(engine: Engine, lang: Lang) -> bytes:
          for r in rows if r.get("loan_ratio") is not None),
         key=lambda r: -r["loan_ratio"])
     alert = FundRules().loan_ratio_alert
-    title = f"{label('loan_ratio', lang)} (%) · {month or ''} ({label('alert', lang)} " \
-        f"{alert:.0%})"
+    title = (f"{label('loan_ratio', lang)} (%) · {month or ''} "
+             f"({label('alert', lang)} {alert:.0%})")
     return charts.bar_chart(ranked, "key", "loan_ratio", title,
                             series_titles={"loan_ratio": label("loan_ratio", lang)},
                             colors={"loan_ratio": "#4575b4"},
