@@ -12,8 +12,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.security import APIKeyHeader, APIKeyQuery, OAuth2PasswordBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gis_server.api.admin import router as admin_router
@@ -67,7 +68,15 @@ def create_app(
             engine.dispose()
             log.info("server stopped")
 
+    # documented in the OpenAPI document (the "Authorize" button of /api.html);
+    # the AuthMiddleware does the checking, these only describe it
+    security = [
+        Depends(OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)),
+        Depends(APIKeyHeader(name=auth_cfg.api_key_header, auto_error=False)),
+        Depends(APIKeyQuery(name=auth_cfg.api_key_query, auto_error=False)),
+    ]
     app = FastAPI(
+        dependencies=security,
         title="Guangzhou city supervision GIS server",
         description=(
             "Layers of the city supervision departments (buildings, curtain "
