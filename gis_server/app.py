@@ -99,8 +99,6 @@ def create_app(
     # level 4: most of the size gain of 9 at a fraction of the CPU (pages of
     # thousands of features are hundreds of KB)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=4)
-    if server_cfg.log_requests:
-        app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
     app.include_router(landing_router)
     app.include_router(auth_router)
@@ -110,11 +108,13 @@ def create_app(
     app.include_router(maps_router)
     app.include_router(supervision_router)
     app.include_router(admin_router)
-    # outermost last: limits -> caller -> tile cache (cached tiles skip routing
-    # but are still counted and scoped to the caller)
+    # outermost last: request log -> limits -> caller -> tile cache (cached
+    # tiles skip routing but are still logged, counted and scoped to the caller;
+    # refusals of the limits are logged too)
     app.add_middleware(TileCacheMiddleware)
     app.add_middleware(AuthMiddleware, settings=auth_cfg)
     app.add_middleware(LimitMiddleware, settings=limits_cfg)
+    app.add_middleware(RequestLogMiddleware)  # GIS_LOG_REQUESTS, read per request
     return app
 
 
@@ -124,7 +124,9 @@ def _make_engine(settings: DatabaseSettings):
 
 
 class RequestLogMiddleware:
-    """One log line per request (method, path, status, duration, layer).
+    """One log line per request (method, path, status, duration, layer, user),
+    outermost, so that every answer is logged: limits' 413/429, sign-in 401s,
+    cached tiles.
 
     A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a
     task and a stream per request, which shows on fast endpoints.
@@ -134,7 +136,8 @@ class RequestLogMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        settings = getattr(scope["app"].state, "server_settings", None)
+        if scope["type"] != "http" or settings is None or not settings.log_requests:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
@@ -149,9 +152,8 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            log_request(
-                scope,
-                status,
-                start,
-                layer=scope.get("path_params", {}).get("collection_id"),
-            )
+            state = scope.get("state", {})
+            fields = {"layer": scope.get("path_params", {}).get("collection_id")}
+            if "cache" in state:  # answered by the tile cache, before routing
+                fields = {"layer": state.get("layer"), "cache": state["cache"]}
+            log_request(scope, status, start, **fields)

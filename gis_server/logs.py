@@ -80,7 +80,11 @@ _requests = logging.getLogger("gis_server.requests")
 def log_request(
     scope: dict[str, Any], status: int, start: float, **fields: Any
 ) -> None:
-    """The one line per HTTP request: method, path, status, duration, layer."""
+    """The one line per HTTP request: method, path, status, duration, layer,
+    and who asked (the account the sign-in middleware resolved)."""
+    principal = scope.get("state", {}).get("principal")
+    if principal is not None and "user" not in fields:
+        fields["user"] = principal.username
     _requests.info(
         "%s %s %s",
         scope["method"],

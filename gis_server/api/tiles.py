@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import logging
 import re
-import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,7 +37,6 @@ from gis_server.auth import dbsecurity, policy
 from gis_server.auth.principal import ANONYMOUS, CURRENT
 from gis_server.cache import CachedTile, LayerVersions, TileCache
 from gis_server.errors import DatabaseUnavailable, InvalidParameter, NotFound
-from gis_server.logs import log_request
 from gis_server.settings import DatabaseSettings, TileSettings, database_settings
 from layers import LayerSpec, UnknownLayer, get_layer
 
@@ -409,7 +407,6 @@ class TileCacheMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            start = time.perf_counter()
             answer = self._answer(scope)
             if answer is not None:
                 status, headers, body = answer
@@ -424,7 +421,8 @@ class TileCacheMiddleware:
                         "body": body,
                     }
                 )
-                self._log(scope, status, start)
+                state = scope.setdefault("state", {})  # for the request log
+                state["cache"], state["layer"] = "hit", scope["path"].split("/")[2]
                 return
         await self.app(scope, receive, send)
 
@@ -472,14 +470,6 @@ class TileCacheMiddleware:
         if _etag_matches(inm, etag):
             entry = None
         return _reply(service, etag, entry, fmt, bool(gzip_ok), True)
-
-    @staticmethod
-    def _log(scope: Scope, status: int, start: float) -> None:
-        settings = getattr(scope["app"].state, "server_settings", None)
-        if settings is None or not settings.log_requests:
-            return
-        log_request(scope, status, start, layer=scope["path"].split("/")[2],
-                    cache="hit")
 
 
 def _format(f: str | None, default: str = "mvt") -> str:

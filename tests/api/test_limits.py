@@ -76,8 +76,7 @@ def limited_app(
     app = create_app(
         db=db, server=ServerSettings(log_requests=False), auth=AUTH, limits=limits
     )
-    entry = app.user_middleware[0]
-    assert entry.cls is LimitMiddleware  # outermost (test_limits_are_outermost)
+    entry = next(m for m in app.user_middleware if m.cls is LimitMiddleware)
     entry.kwargs.update(clock=clock, limiter=limiter)
     app.state.login_throttle = LoginThrottle(limits, clock)
     app.state.bodies_read = []
@@ -393,12 +392,14 @@ def test_address_key(host, key):
 
 
 def test_limits_are_outermost(api_db_settings):
-    """Outside auth and the tile cache: cached tiles are counted too."""
+    """Outside auth and the tile cache (cached tiles are counted too); only the
+    request log is outside them (their refusals are logged)."""
     app = create_app(
         db=api_db_settings, server=ServerSettings(log_requests=False), auth=AUTH
     )
+    order = [m.cls.__name__ for m in app.user_middleware]
+    assert order[:2] == ["RequestLogMiddleware", "LimitMiddleware"]
     order = [m.cls for m in app.user_middleware]
-    assert order[0] is LimitMiddleware
     assert order.index(AuthMiddleware) < order.index(TileCacheMiddleware)
 
 
