@@ -127,6 +127,15 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 async def _database_error(request: Request, exc: sa_exc.DBAPIError) -> Response:
+    if getattr(getattr(exc, "orig", None), "pgcode", None) == "42501":
+        # insufficient_privilege: the database's row-level security or grants
+        # refused what the policy module let through -- the caller is refused,
+        # and it is worth a look (a route missing a check), hence a warning
+        log.warning("refused by the database's access policy",
+                    extra=_request_fields(request))
+        return ogc_exception(
+            403, errors.Forbidden.code, "This is outside what your role may change."
+        )
     if _is_timeout(exc):
         log.warning("query timed out", extra=_request_fields(request))
         return _unavailable(

@@ -29,7 +29,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "audit.read": ("admin",),
     "settings.read": ("admin",),
     #: move a supervision warning along its loop (also scoped by the layer)
-    "warnings.transition": ("admin", "housing_officer"),
+    "warnings.transition": ("admin", "housing_officer", "river_chief"),
     "patrols.record": ("admin", "river_chief"),
     #: the city-wide river summary (counts, not features)
     "rivers.summary": ("admin", "analyst", "river_chief", "housing_officer"),

@@ -77,11 +77,12 @@ SUPERVISION_WARNINGS = LayerSpec(
     style=Style(color="#fc8d59", radius=7, color_by="level", palette=LEVEL_COLORS),
     computed=True,
     keywords=("supervision", "warning", "closed loop", "监管预警", "闭环"),
-    # housing officers see and move the warnings of their district
+    # housing officers see and move the warnings of their district, river
+    # chiefs those they are responsible for (their segments' relapse warnings)
     access=Access(
         read=("analyst",),
-        scoped=(("housing_officer", "district"),),
-        scoped_write=("housing_officer",),
+        scoped=(("housing_officer", "district"), ("river_chief", "responsible")),
+        scoped_write=("housing_officer", "river_chief"),
     ),
 )
 

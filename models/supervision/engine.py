@@ -29,7 +29,14 @@ log = logging.getLogger("gis_server.supervision.engine")
 
 #: The supervision domains, each a module ``models.supervision.<domain>``
 #: registering its rules and evaluator when imported.
-DOMAINS: tuple[str, ...] = ("buildings", "concrete", "sites", "fund", "inspections")
+DOMAINS: tuple[str, ...] = (
+    "buildings",
+    "concrete",
+    "sites",
+    "fund",
+    "inspections",
+    "water",
+)
 
 #: Who scheduled evaluations are recorded against.
 SYSTEM = Actor(name="system", role="system")

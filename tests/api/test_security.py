@@ -156,7 +156,8 @@ def _new_building(engine: Engine, district: str) -> int:
 _SEQ = iter(range(1, 1_000_000))
 
 
-def _warning(engine: Engine, district: str, state: str = "raised") -> int:
+def _warning(engine: Engine, district: str, state: str = "raised",
+             responsible: str = "某建设单位") -> int:
     """A fresh supervision warning in ``district``, moved to ``state``."""
     import models.supervision.inspections  # noqa: F401  (registers the rule)
     from gis_server.audit import Actor
@@ -171,7 +172,7 @@ def _warning(engine: Engine, district: str, state: str = "raised") -> int:
         rule="inspections.problem", subject_layer="buildings", subject_id="b0",
         level="yellow", observed_at=dt.datetime.now(dt.UTC),
         period=f"p{next(_SEQ)}", summary="test", district=district,
-        responsible="某建设单位",
+        responsible=responsible,
     )
     with engine.begin() as conn:
         wid = loop.raise_findings(conn, [finding], system).ids[0]
@@ -314,9 +315,9 @@ MATRIX: list[tuple[str, Call, tuple[int, ...]]] = [
         "geometry": {"type": "LineString",
                      "coordinates": [[113.3, 23.1], [113.31, 23.11]]}}),
      (401, 201, 403, 404, 403)),
-    ("supervision rules", _get("/supervision/rules"), (401, 200, 200, 200, 404)),
+    ("supervision rules", _get("/supervision/rules"), (401, 200, 200, 200, 200)),
     ("supervision warnings", _get("/supervision/warnings"),
-     (401, 200, 200, 200, 404)),
+     (401, 200, 200, 200, 200)),
     ("own-district warning", _get("/supervision/warnings/{w}",
                                   setup=lambda e: {"w": _warning(e, OWN)}),
      (401, 200, 200, 200, 404)),
@@ -324,7 +325,19 @@ MATRIX: list[tuple[str, Call, tuple[int, ...]]] = [
                                     setup=lambda e: {"w": _warning(e, OTHER)}),
      (401, 200, 200, 404, 404)),
     ("rankings", _get("/supervision/rankings?by=district"),
-     (401, 200, 200, 200, 404)),
+     (401, 200, 200, 200, 200)),
+    ("chief's warning", _get("/supervision/warnings/{w}", setup=lambda e: {
+        "w": _warning(e, OTHER, responsible="C1")}),
+     (401, 200, 200, 404, 200)),
+    ("chief dispatches their warning",
+     _send("POST", "/supervision/warnings/{w}/dispatch", lambda: {"note": "收到"},
+           setup=lambda e: {"w": _warning(e, OTHER, responsible="C1")}),
+     (401, 200, 403, 404, 200)),
+    ("chief hands their warning to someone else",
+     _send("POST", "/supervision/warnings/{w}/dispatch",
+           lambda: {"responsible": "C2"},
+           setup=lambda e: {"w": _warning(e, OTHER, responsible="C1")}),
+     (401, 200, 403, 404, 403)),
     ("dispatch own-district warning",
      _send("POST", "/supervision/warnings/{w}/dispatch", lambda: {"note": "限期整改"},
            setup=lambda e: {"w": _warning(e, OWN)}),
@@ -367,11 +380,11 @@ MATRIX: list[tuple[str, Call, tuple[int, ...]]] = [
     ("fund centres", _get("/supervision/fund/centres"), (401, 200, 200, 404, 404)),
     ("fund centre", _get("/supervision/fund/centres/440100"),
      (401, 404, 404, 404, 404)),
-    ("supervision map", _get("/maps/supervision"), (303, 200, 200, 200, 404)),
+    ("supervision map", _get("/maps/supervision"), (303, 200, 200, 200, 200)),
     ("supervision chart", _get("/maps/supervision/charts/warnings_by_state.png"),
-     (303, 200, 200, 200, 404)),
+     (303, 200, 200, 200, 200)),
     ("ranking table chart", _get("/maps/supervision/charts/ranking_table.png"),
-     (303, 200, 200, 200, 404)),
+     (303, 200, 200, 200, 200)),
     ("fund centres chart", _get("/maps/supervision/charts/fund_centres.png"),
      (303, 200, 200, 404, 404)),
     ("create computed risk zone", _send("POST", "/collections/risk_zones/items",

@@ -1,0 +1,105 @@
+"""River segments in the closed loop: the water-quality warnings of the model.
+
+The relapse model (``models.water``) writes one row per segment into the
+``water_quality_warnings`` layer at every scoring, with a level from its
+predicted probability and the black-odorous rules. This domain raises each
+yellow, orange or red segment as a supervision warning, so it follows the same
+loop as every other warning: dispatched to the segment's river chief (the
+responsible party), rectified with photos, verified and closed (销号) or sent
+back, escalated when overdue. Its level, probability, grades and reasons are
+the evidence; a segment warned again after its warning was closed raises a
+new one (``models.supervision.loop``).
+
+The thresholds are the water domain's own (``GIS_WATER_*``: probability
+cut-offs, black-odorous and GB 3838 limits); this module adds no threshold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from models.supervision.rules import (
+    LEVELS,
+    Finding,
+    Rule,
+    register_evaluator,
+    register_rule,
+)
+
+DOMAIN = "water"
+
+RELAPSE = register_rule(
+    Rule(
+        id="water.relapse",
+        domain=DOMAIN,
+        title="River segment warned for black-odorous relapse",
+        title_zh="河段返黑返臭预警",
+        source="《城市黑臭水体整治工作指南》(2015) grades [S]; GB 3838-2002 classes "
+        "[S]; 2021 Guangzhou river-chief guidance, levels yellow/orange/red [S]; "
+        "the model's probability cut-offs [D] (GIS_WATER_*)",
+        confidence="D",
+        subject_layer="rivers",
+        description="A segment the water-quality model (or the black-odorous "
+        "rules) warns at yellow, orange or red is a warning dispatched to its "
+        "river chief; closing it is the chief's rectification, verified.",
+    )
+)
+
+WARNINGS_SQL = text("""
+SELECT DISTINCT ON (w.segment_code)
+       w.segment_code, w.level, w.probability, w.grade, w.gb3838_class,
+       w.reasons, w.model_version, w.computed_at,
+       coalesce(w.chief_id, r.chief_id) AS chief_id,
+       r.source_id AS river_id, r.district, r.name
+FROM layer_water_quality_warnings w
+LEFT JOIN layer_rivers r ON r.code = w.segment_code
+WHERE w.level = ANY(:levels)
+ORDER BY w.segment_code, r.id
+""")
+
+
+def evaluate(conn: Connection, as_of: dt.date) -> list[Finding]:
+    """One finding per segment currently warned yellow, orange or red."""
+    rows = conn.execute(WARNINGS_SQL, {"levels": list(LEVELS)}).mappings().all()
+    end = dt.datetime.combine(as_of, dt.time(23, 59, 59), tzinfo=dt.UTC)
+    return [_finding(row, end) for row in rows]
+
+
+def _finding(row: Any, end: dt.datetime) -> Finding:
+    reasons = row["reasons"]
+    if isinstance(reasons, str):
+        reasons = json.loads(reasons)
+    observed = row["computed_at"] or end
+    name = row["name"] or row["segment_code"]
+    return Finding(
+        rule=RELAPSE.id,
+        subject_layer="rivers" if row["river_id"] else None,
+        subject_id=row["river_id"] or row["segment_code"],
+        level=row["level"],
+        observed_at=min(observed, end),
+        # a standing condition: one open warning per segment while it lasts
+        period="",
+        summary=f"{name} ({row['segment_code']}): {row['level']} relapse warning",
+        evidence={
+            "segment_code": row["segment_code"],
+            "probability": row["probability"],
+            "grade": row["grade"],
+            "gb3838_class": row["gb3838_class"],
+            "reasons": reasons,
+            "model_version": row["model_version"],
+        },
+        responsible=row["chief_id"],
+        district=row["district"],
+    )
+
+
+def demo_records(conn: Connection, seed: int, as_of: dt.date) -> dict[str, list]:
+    """No records of its own: the demo's simulated warnings are its input."""
+    return {}
+
+
+register_evaluator(DOMAIN, evaluate)
