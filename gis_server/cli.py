@@ -487,7 +487,8 @@ def _serve(host: str, port: int, workers: int) -> None:
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     out.print(f"serving on {url} (Ctrl-C to stop)")
     out.print(
-        f"  maps: {url}maps/river-chief  {url}maps/housing  {url}maps/analyst\n"
+        f"  maps: {url}maps (river chief, housing, supervision, analyst; sign in "
+        "first)\n"
         f"  OGC API: {url}collections  tiles: {url}tiles/buildings/tilejson.json",
         soft_wrap=True,
     )
