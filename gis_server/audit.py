@@ -4,10 +4,11 @@ Every write made through the API or the CLI on behalf of a person -- a
 feature created, edited or deleted, a warning moved along its loop, a patrol
 recorded, a user or key managed -- is one row of ``audit_log``, written in the
 same transaction as the change (so there is no change without its record and
-no record of a change that was rolled back). The table refuses ``UPDATE``,
-``DELETE`` and ``TRUNCATE`` with a trigger (migration 0006): not even the
-server can rewrite history. Administrators read it with ``GET /audit`` or
-``gis-server audit``.
+no record of a change that was rolled back); a file ingested from the command
+line is one row with its counts (the rows are in the ingest's report). The
+table refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE`` with a trigger
+(migration 0006): not even the server can rewrite history. Administrators
+read it with ``GET /audit`` or ``gis-server audit``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Engine,
     Identity,
     Index,
     Table,
@@ -95,6 +97,42 @@ def record(
         )
         .returning(audit_log.c.id)
     ).scalar_one()
+
+
+def cli_actor() -> Actor:
+    """The person at the command line: ``cli:<os user>``, or the ``--as``
+    account when one was given."""
+    import getpass
+
+    from gis_server.auth.principal import CURRENT
+
+    principal = CURRENT.get()
+    if principal is not None:
+        return Actor(principal.username, principal.role, client="cli")
+    return Actor(f"cli:{getpass.getuser()}", "admin", client="cli")
+
+
+def record_ingest(engine: Engine, target_kind: str, target: str, report: Any) -> None:
+    """One row for a whole file loaded from the command line (a layer, a feed,
+    readings): who, which file, and the counts; the rows themselves are in the
+    ingest's report file."""
+    counts = {
+        key: getattr(report, key)
+        for key in (
+            "source",
+            "origin",
+            "read",
+            "inserted",
+            "updated",
+            "unchanged",
+            "deleted",
+            "duplicates",
+            "rejected",
+        )
+        if hasattr(report, key)
+    }
+    with engine.begin() as conn:
+        record(conn, cli_actor(), "ingest", target_kind, target, after=counts)
 
 
 def record_many(

@@ -279,10 +279,22 @@ def _ingest_layer(
         raise
     finally:
         engine.dispose()
-    _print_report(report, _write_report(report, report_path))
+    where = _write_report(report, report_path)
+    _print_report(report, where)
     out.print(report.summary(), soft_wrap=True)
+    _audit_ingest("layer", spec.id, report)
     if refresh and (report.inserted or report.updated or report.deleted):
         _refresh_risk(spec)
+
+
+def _audit_ingest(kind: str, target: str, report) -> None:
+    from gis_server import audit
+
+    engine = _engine(start=False)
+    try:
+        audit.record_ingest(engine, kind, target, report)
+    finally:
+        engine.dispose()
 
 
 def _refresh_risk(spec: LayerSpec) -> None:

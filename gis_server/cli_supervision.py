@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis_server.audit import Actor
+from gis_server.audit import Actor, record_ingest
 from gis_server.errors import GisServerError, StrictIngestFailed
 
 console = Console(stderr=True)
@@ -150,12 +150,16 @@ def ingest_feed_command(
             strict=strict,
         )
     except StrictIngestFailed as exc:
+        engine.dispose()
         if exc.report is not None:
             where = write_report(exc.report, report, directory=directory, stem=feed)
             console.print(f"report: {where}", highlight=False)
         _fail(exc)
     except GisServerError as exc:
+        engine.dispose()
         _fail(exc)
+    try:
+        record_ingest(engine, "feed", feed, rep)
     finally:
         engine.dispose()
     if rep.kept_in_extra:

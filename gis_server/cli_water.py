@@ -385,3 +385,10 @@ def ingest_observations_command(
     )
     out.print(rep.summary(), soft_wrap=True, highlight=False)
     console.print(f"report: {report}", highlight=False)
+    from gis_server.audit import record_ingest
+
+    engine = _engine()
+    try:
+        record_ingest(engine, "observations", "water_observations", rep)
+    finally:
+        engine.dispose()

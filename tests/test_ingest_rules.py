@@ -249,6 +249,10 @@ def test_cli_ingest_summary_and_report(db_settings, real_data, tmp_path):
     assert "rejected 90" in summary
     saved = json.loads(report.read_text())
     assert saved["rejected"] == 90 and len(saved["issues"]) == 90
+    audited = _cli(db_settings, "audit", "--target", "buildings", "--json")
+    entry = json.loads(audited.stdout)[0]
+    assert entry["action"] == "ingest" and entry["actor"].startswith("cli:")
+    assert entry["after"]["inserted"] == 265 and entry["after"]["rejected"] == 90
 
     strict = _cli(
         db_settings,
