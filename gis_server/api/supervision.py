@@ -274,6 +274,36 @@ def verify(
     return _json(out)
 
 
+@router.post(
+    "/supervision/evidence", status_code=201, summary="Store a photo (inspections)"
+)
+def upload_evidence(
+    request: Request,
+    principal: WriterDep,
+    engine: EngineDep,
+    photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP or PDF.")],
+) -> Response:
+    """Store a photo taken on an inspection; answers its SHA-256, which the
+    inspection's problem records (``photo_sha256``) and replies refer to."""
+    _mover(request, principal)
+    from models.supervision.evidence import store_evidence
+    from models.supervision.settings import loop_settings
+
+    with engine.begin() as conn:
+        ref = store_evidence(
+            conn, photo.file.read(), photo.filename, photo.content_type, loop_settings()
+        )
+        audit.record(
+            conn,
+            _actor(request, principal),
+            "evidence.store",
+            "evidence",
+            ref.sha256,
+            after={"name": ref.name, "size": ref.size, "type": ref.content_type},
+        )
+    return _json({"sha256": ref.sha256, "name": ref.name, "size": ref.size}, status=201)
+
+
 EVIDENCE_VISIBLE = text("""
 SELECT 1 FROM supervision_warning_events e
 JOIN layer_supervision_warnings w ON w.id = e.warning_id

@@ -362,6 +362,13 @@ MATRIX: list[tuple[str, Call, tuple[int, ...]]] = [
                                     lambda: {"accept": True},
                                     setup=lambda e: {"w": _warning(e, OWN)}),
      (401, 409, 403, 409, 404)),
+    ("upload a photo", _send("POST", "/supervision/evidence",
+                             files=lambda: {"photo": _photo()["photos"]}),
+     (401, 201, 403, 201, 201)),
+    ("upload a text file as a photo", _send(
+        "POST", "/supervision/evidence",
+        files=lambda: {"photo": ("x.png", b"#!/bin/sh\nrm -rf /", "image/png")}),
+     (401, 400, 403, 400, 400)),
     ("evidence photo", _get("/supervision/evidence/{sha}", setup=lambda e: {
         "sha": _evidence_of(e, _warning(e, OWN, "rectified"))}),
      (401, 200, 200, 200, 404)),
