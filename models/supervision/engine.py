@@ -59,15 +59,19 @@ def load_domains() -> list[str]:
 def domain_settings(domain: str) -> BaseSettings | None:
     """The current thresholds of ``domain``: its ``GIS_RULES_<DOMAIN>_`` class.
 
-    Found by the convention every domain follows (one pydantic-settings class
-    with that env prefix in ``models.supervision.<domain>``) and instantiated
-    from the environment; None when the domain has no such class.
+    The class the domain module names as ``SETTINGS`` (the rivers use the water
+    model's ``GIS_WATER_*``), else the one pydantic-settings class with that
+    env prefix in ``models.supervision.<domain>``, instantiated from the
+    environment; None when the domain has neither.
     """
     prefix = f"GIS_RULES_{domain.upper()}_"
     try:
         module = importlib.import_module(f"models.supervision.{domain}")
     except ModuleNotFoundError:
         return None
+    declared = getattr(module, "SETTINGS", None)  # a domain naming its class
+    if isinstance(declared, type) and issubclass(declared, BaseSettings):
+        return declared()
     for value in vars(module).values():
         if (
             isinstance(value, type)

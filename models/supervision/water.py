@@ -29,8 +29,12 @@ from models.supervision.rules import (
     register_evaluator,
     register_rule,
 )
+from models.water.settings import WaterSettings
 
 DOMAIN = "water"
+
+#: The thresholds of this domain are the water model's (``GIS_WATER_*``).
+SETTINGS = WaterSettings
 
 RELAPSE = register_rule(
     Rule(
@@ -43,6 +47,14 @@ RELAPSE = register_rule(
         "the model's probability cut-offs [D] (GIS_WATER_*)",
         confidence="D",
         subject_layer="rivers",
+        settings=(
+            "yellow_probability",
+            "orange_probability",
+            "red_probability",
+            "severe_grade_level",
+            "mild_grade_level",
+            "early_warning_level",
+        ),
         description="A segment the water-quality model (or the black-odorous "
         "rules) warns at yellow, orange or red is a warning dispatched to its "
         "river chief; closing it is the chief's rectification, verified.",
