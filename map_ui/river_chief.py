@@ -123,6 +123,12 @@ PANEL = _ENV.from_string(
 <div>{{ t('chief') }}: <b id="gis-chief">{{ chief }}</b> ·
   {{ t('segments') }} {{ segment_count }} ·
   {{ t('stations') }} {{ station_count }}</div>
+<div class="gis-note"><a id="gis-loop-link"
+  href="/maps/supervision?domain=water&lang={{ lang }}">{{
+  '预警闭环（派发、整改、销号）' if lang == 'zh' else
+  'Warnings in the closed loop (dispatch, rectify, close)' }}</a> ·
+  <a href="/summary/rivers">{{ '全市河流概况' if lang == 'zh'
+  else 'City-wide river summary' }}</a></div>
 <h2>{{ t('tasks') }}</h2>
 {% if tasks %}
 <ol id="gis-tasks">
@@ -280,6 +286,7 @@ def river_chief_page(engine: Engine, settings: MapSettings, chief: str,
     panel = PANEL.render(
         t=lambda key, **kw: t(key, lang, **kw),
         chief=chief,
+        lang=lang,
         other_lang="zh" if lang == "en" else "en",
         segment_count=n_segments,
         station_count=len(stations),
