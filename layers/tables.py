@@ -125,8 +125,11 @@ def build_table(spec: LayerSpec, meta: MetaData) -> Table:
     Index(f"ix_{spec.table}_geom", table.c.geom, postgresql_using="gist")
     Index(f"ix_{spec.table}_geom_3857", table.c.geom_3857, postgresql_using="gist")
     Index(f"ix_{spec.table}_updated_at", table.c.updated_at)
+    scope_columns = {column for _, column in spec.access.scoped}
     for prop in spec.properties:
-        if prop.temporal or prop.indexed:
+        # scope columns too: row-level policies filter on them for every
+        # scoped caller's query
+        if prop.temporal or prop.indexed or prop.name in scope_columns:
             Index(f"ix_{spec.table}_{prop.name}", table.c[prop.name])
     return table
 
