@@ -3,8 +3,10 @@
 :func:`evaluate` asks each registered evaluator
 (``models.supervision.rules.EVALUATORS``) for its findings at a date, raises
 them as warnings (``loop.raise_findings``: new ones raised, known open ones
-updated, closed ones re-raised only when seen again after their closure) and
-then escalates the overdue steps. It runs in the caller's transaction.
+updated, closed ones re-raised only when observed more than
+``LoopSettings.reopen_after_days`` after their closure: see
+``rules.Finding``) and then escalates the overdue steps. It runs in the
+caller's transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import importlib
 import logging
 import time
 from collections.abc import Iterable
-from zoneinfo import ZoneInfo
 
 from pydantic_settings import BaseSettings
 from sqlalchemy import Connection
@@ -22,38 +23,30 @@ from sqlalchemy import Connection
 from gis_server.audit import Actor
 from gis_server.errors import InvalidParameter
 from models.supervision.loop import RaiseResult, escalate_overdue, raise_findings
-from models.supervision.rules import AFTER_EVALUATE, EVALUATORS
+from models.supervision.rules import (
+    AFTER_EVALUATE,
+    DOMAINS,
+    EVALUATORS,
+    LOCAL_TZ,
+    evaluation_time,
+    load_domains,
+)
 from models.supervision.settings import LoopSettings, loop_settings
 
 log = logging.getLogger("gis_server.supervision.engine")
 
-#: The supervision domains, each a module ``models.supervision.<domain>``
-#: registering its rules and evaluator when imported.
-DOMAINS: tuple[str, ...] = (
-    "buildings",
-    "concrete",
-    "sites",
-    "fund",
-    "inspections",
-    "water",
-)
+__all__ = [
+    "DOMAINS",
+    "LOCAL_TZ",
+    "SYSTEM",
+    "domain_settings",
+    "end_of_day",
+    "evaluate",
+    "load_domains",
+]
 
 #: Who scheduled evaluations are recorded against.
 SYSTEM = Actor(name="system", role="system")
-
-#: Day boundaries of ``as_of`` dates: the supervised systems are in Guangdong.
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
-
-
-def load_domains() -> list[str]:
-    """Import every domain module that exists; return the names imported.
-
-    A domain is one module ``models.supervision.<domain>`` (its rules and
-    evaluator register themselves on import).
-    """
-    for domain in DOMAINS:
-        importlib.import_module(f"models.supervision.{domain}")
-    return list(DOMAINS)
 
 
 def domain_settings(domain: str) -> BaseSettings | None:
@@ -82,12 +75,8 @@ def domain_settings(domain: str) -> BaseSettings | None:
     return None
 
 
-def end_of_day(as_of: dt.date) -> dt.datetime:
-    """The last instant of ``as_of`` in China Standard Time, or now if earlier."""
-    end = dt.datetime.combine(
-        as_of + dt.timedelta(days=1), dt.time(), tzinfo=LOCAL_TZ
-    ) - dt.timedelta(microseconds=1)
-    return min(end, dt.datetime.now(dt.UTC))
+#: The end of an ``as_of`` day, or now if earlier (the evaluation time).
+end_of_day = evaluation_time
 
 
 def evaluate(
