@@ -5,8 +5,13 @@
   and the current values of their thresholds; ``supervision evaluate`` runs
   them and raises warnings;
 - ``warnings list|show|dispatch|rectify|verify|escalate|rank`` move warnings
-  along their closed loop (every step recorded in the audit log against
-  ``cli:<os user>``).
+  along their closed loop (every step recorded in the audit log against the
+  ``--as`` account, else ``cli:<os user>``). With ``--as``, each step asks
+  the account's role for the step's permission as the API does
+  (``warnings.dispatch``, ``warnings.rectify``, ``warnings.verify``,
+  ``warnings.escalate``); without it the command runs as the server itself.
+  The loop's four-eyes rule holds either way: whoever recorded a
+  rectification does not verify it.
 """
 
 from __future__ import annotations
@@ -49,6 +54,23 @@ def _actor() -> Actor:
     if principal is not None and not principal.anonymous:
         return Actor(name=principal.username, role=principal.role, client="cli")
     return Actor(name=f"cli:{getpass.getuser()}", role="admin", client="cli")
+
+
+def _allowed(permission: str) -> None:
+    """With ``--as``: the account must hold ``permission`` and write the
+    warnings layer (its scope is the database's), as in the API."""
+    from gis_server.auth import policy
+    from gis_server.auth.principal import CURRENT
+    from layers import get_layer
+
+    principal = CURRENT.get()
+    if principal is None:  # the server's own scope
+        return
+    try:
+        policy.require_write(principal, get_layer("supervision_warnings"))
+        policy.require(principal, permission)
+    except GisServerError as exc:
+        _fail(exc)
 
 
 def _engine():
@@ -160,6 +182,8 @@ def ingest_feed_command(
         _fail(exc)
     try:
         record_ingest(engine, "feed", feed, rep)
+        if feed == "inspection_problems":
+            _warn_unstored_photos(engine, rep.source)
     finally:
         engine.dispose()
     if rep.kept_in_extra:
@@ -167,6 +191,23 @@ def ingest_feed_command(
     where = write_report(rep, report, directory=directory, stem=feed)
     out.print(rep.summary(), soft_wrap=True, highlight=False)
     console.print(f"report: {where}", highlight=False)
+
+
+def _warn_unstored_photos(engine, source: str) -> None:
+    """Problems whose photo is not stored yet: accepted (photos may come
+    later), said so."""
+    from models.supervision.inspections import unstored_photos
+
+    with engine.connect() as conn:
+        missing = unstored_photos(conn, source)
+    if missing:
+        shown = ", ".join(f"{i}/{n} ({sha[:12]})" for i, n, sha in missing[:10])
+        more = f" and {len(missing) - 10:,} more" if len(missing) > 10 else ""
+        console.print(
+            f"[yellow]warning:[/] {len(missing):,} problem(s) name a photo not "
+            f"stored yet: {shown}{more}; upload them (POST /supervision/evidence)",
+            highlight=False,
+        )
 
 
 # -- supervision ----------------------------------------------------------------
@@ -248,6 +289,13 @@ def warnings_list(
     overdue: Annotated[
         bool | None, typer.Option("--overdue/--on-time", help="Only overdue / on time.")
     ] = None,
+    listed: Annotated[
+        bool | None,
+        typer.Option(
+            "--listed/--not-listed",
+            help="Only supervised-listed (挂牌督办) warnings / only the others.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
 ) -> None:
     """List warnings, most severe and newest first."""
@@ -261,12 +309,14 @@ def warnings_list(
         district=district,
         level=level,
         overdue=overdue,
+        listed=listed,
         limit=limit,
     )
     table = Table(
         "id",
         "level",
         "state",
+        "listed",
         "rule",
         "subject",
         "responsible",
@@ -280,6 +330,7 @@ def warnings_list(
             str(w["id"]),
             w["level"],
             state_text,
+            "挂牌督办" if w["listed"] else "",
             w["rule"],
             w["subject_id"],
             _fmt(w["responsible"]),
@@ -319,6 +370,7 @@ def warnings_show(
         "overdue",
         "source_standard",
         "located",
+        "listed",
     ):
         out.print(f"{key:>16}: {_fmt(w[key])}", highlight=False)
     out.print(f"{'escalation':>16}: {ESCALATION_NAMES.get(w['escalation'] or 0)}")
@@ -359,6 +411,7 @@ def warnings_dispatch(
     """Dispatch a raised warning to its responsible party with a deadline."""
     from models.supervision.loop import dispatch
 
+    _allowed("warnings.dispatch")
     w = _run(dispatch, warning_id, _actor(), to, _time(deadline, end_of_day=True), note)
     out.print(
         f"warning {warning_id} dispatched to {w['responsible']}, due {w['deadline']}",
@@ -378,20 +431,23 @@ def warnings_rectify(
     ],
 ) -> None:
     """Record the rectification reply with its evidence files."""
-    from models.supervision.evidence import store_evidence
+    from models.supervision.evidence import read_upload, store_evidence
     from models.supervision.loop import rectify
     from models.supervision.settings import loop_settings
 
+    _allowed("warnings.rectify")
     settings = loop_settings()
     for p in photo:
         if not p.is_file():
             console.print(f"[red]error:[/] no such file: {p}", highlight=False)
             raise typer.Exit(1)
 
+    def read(path: Path) -> bytes:
+        with path.open("rb") as fh:
+            return read_upload(fh, settings)
+
     def step(conn):
-        refs = [
-            store_evidence(conn, p.read_bytes(), p.name, None, settings) for p in photo
-        ]
+        refs = [store_evidence(conn, read(p), p.name, None, settings) for p in photo]
         return rectify(conn, warning_id, _actor(), note, refs)
 
     _run(step)
@@ -411,9 +467,11 @@ def warnings_verify(
         typer.Option(help="New deadline when rejecting (default: by level)."),
     ] = None,
 ) -> None:
-    """Verify a rectification: accept (close) or reject (send back)."""
+    """Verify a rectification: accept (close) or reject (send back); not by
+    whoever recorded it (four-eyes rule)."""
     from models.supervision.loop import verify
 
+    _allowed("warnings.verify")
     w = _run(
         verify,
         warning_id,
@@ -439,6 +497,7 @@ def warnings_escalate(
     """Escalate every overdue warning by one level (督办 -> 约谈 -> 通报)."""
     from models.supervision.loop import escalate_overdue
 
+    _allowed("warnings.escalate")
     at = _time(now) or dt.datetime.now(dt.UTC)
     ids = _run(escalate_overdue, at, _actor())
     out.print(

@@ -78,7 +78,7 @@ class LimitSettings(BaseSettings):
         "photos and scanned documents). Project default.",
     )
     upload_prefixes: tuple[str, ...] = Field(
-        default=("/supervision/warnings/",),
+        default=("/supervision/warnings/", "/supervision/evidence"),
         description="Path prefixes whose bodies may reach max_upload_bytes.",
     )
     rate_limit: bool = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import struct
 import zlib
 
@@ -19,6 +20,7 @@ from models.supervision import inspections as insp
 from models.supervision.rules import RULES
 
 TZ = insp.TZ
+DOMAIN = insp.DOMAIN
 AS_OF = dt.date(2026, 11, 30)
 PREFIX = "T-INSP-"  # the ids this module writes (deleted afterwards)
 
@@ -508,6 +510,123 @@ def test_an_unanswered_notice_escalates(engine, clean):
         assert insp.ESCALATION_ZH[1] == "督办"
 
 
+def _loaded(engine) -> None:
+    _site(engine)
+    checklist, inspections, problems = _fixture_records()
+    for feed, rows in (
+        ("inspection_checklists", checklist),
+        ("inspections", inspections),
+        ("inspection_problems", problems),
+    ):
+        _load(engine, feed, rows)
+
+
+@pytest.mark.parametrize(
+    ("period", "days", "listed"),
+    [(f"{PREFIX}A/1", 30, True), (f"{PREFIX}A/2", 7, False)],
+)
+def test_any_dispatch_gets_the_notice_deadline_and_listing(
+    engine, clean, tmp_path, period, days, listed
+):
+    """The API and the CLI dispatch with ``loop.dispatch``: the domain's
+    deadline (days by severity from the notice) and listing apply there too."""
+    from models.supervision import loop
+    from models.supervision.evidence import store_evidence
+    from models.supervision.settings import LoopSettings
+
+    _loaded(engine)
+    inspector = Actor("inspector-huang", "housing_officer")
+    settings = LoopSettings(evidence_dir=tmp_path / "evidence")
+    t0 = dt.datetime(2026, 12, 3, 10, tzinfo=TZ)
+    with engine.begin() as conn:
+        findings = [f for f in insp.evaluate(conn, AS_OF) if f.period == period]
+        (wid,) = loop.raise_findings(conn, findings, inspector, at=t0).ids
+        assert loop.get_warning(conn, wid)["listed"] is listed
+        ids = {w["id"] for w in loop.list_warnings(conn, domain=DOMAIN, listed=True)}
+        assert (wid in ids) is listed
+        out = loop.dispatch(conn, wid, inspector, note="限期整改", at=t0)
+        due = dt.datetime(2026, 12, 3, 23, 59, 59, tzinfo=TZ) + dt.timedelta(days)
+        assert dt.datetime.fromisoformat(out["deadline"]) == due
+        note = loop.get_warning(conn, wid)["events"][-1]["note"]
+        assert ("挂牌督办" in note) is listed and note.startswith("限期整改")
+        # a reply sent back: a new notice, the same days from the rejection
+        photo = store_evidence(conn, _png_bytes(), "a.png", "image/png", settings)
+        loop.rectify(conn, wid, Actor("contractor", "responsible"), "已整改", [photo])
+        back = t0 + dt.timedelta(days=2)
+        loop.verify(conn, wid, inspector, False, "未整改到位", at=back)
+        assert loop.get_warning(conn, wid)["deadline"] == due + dt.timedelta(days=2)
+
+
+def test_notice_days_follow_the_current_settings():
+    problem = {"rule": "inspections.problem", "evidence": {"severity": "serious"}}
+    skipped = {"rule": "inspections.checklist_incomplete", "evidence": {}}
+    rules = insp.InspectionRules(deadline_serious_days=10, checklist_deadline_days=3)
+    at = dt.datetime(2026, 12, 1, 23, 30, tzinfo=TZ)
+    assert insp.notice_days(problem, rules) == 10
+    assert insp.notice_days(skipped, rules) == 3
+    assert insp.notice_deadline_of(problem, at, rules) == dt.datetime(
+        2026, 12, 11, 23, 59, 59, tzinfo=TZ
+    )
+
+
+def test_photo_reference_is_checked_at_ingest_and_its_file_followed(
+    engine, clean, tmp_path
+):
+    from models.supervision.evidence import store_evidence
+    from models.supervision.settings import LoopSettings
+
+    _loaded(engine)
+    photo = _png_bytes() + b"photo"
+    sha = hashlib.sha256(photo).hexdigest()
+    report = _load(
+        engine,
+        "inspection_problems",
+        [
+            {
+                "inspection_id": f"{PREFIX}A",
+                "problem_no": 5,
+                "description": "a",
+                "photo_sha256": sha,
+            },
+            {
+                "inspection_id": f"{PREFIX}A",
+                "problem_no": 6,
+                "description": "b",
+                "photo_sha256": "IMG_0001.jpg",
+            },
+            {
+                "inspection_id": f"{PREFIX}A",
+                "problem_no": 7,
+                "description": "c",
+                "photo_sha256": sha.upper(),
+            },
+        ],
+    )
+    assert (report.inserted, report.rejected) == (1, 2)
+    reasons = [i.reason for i in report.issues if i.action == "rejected"]
+    assert all("not a SHA-256" in r for r in reasons)
+
+    def evidence_of_problem_5():
+        with engine.connect() as conn:
+            (f,) = [x for x in insp.evaluate(conn, AS_OF) if x.period.endswith("/5")]
+        return f.evidence
+
+    with engine.connect() as conn:
+        assert (f"{PREFIX}A", 5, sha) in insp.unstored_photos(conn, "test-insp")
+    assert evidence_of_problem_5()["photo_stored"] is False  # accepted, flagged
+    with engine.begin() as conn:
+        store_evidence(
+            conn,
+            photo,
+            "现场.png",
+            "image/png",
+            LoopSettings(evidence_dir=tmp_path / "evidence"),
+        )
+    with engine.connect() as conn:
+        assert insp.unstored_photos(conn, "test-insp") == []
+    assert evidence_of_problem_5()["photo_stored"] is True
+
+
 def test_migration_matches_the_declarations(engine):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -633,8 +752,9 @@ def test_a_cjk_font_is_found_or_charts_fall_back_to_english():
     assert charts.chart_lang("en") == "en"
 
 
-@pytest.mark.parametrize("module", ["models.supervision.inspections",
-                                    "map_ui.supervision", "map_ui.charts"])
+@pytest.mark.parametrize(
+    "module", ["models.supervision.inspections", "map_ui.supervision", "map_ui.charts"]
+)
 def test_doctests(module):
     import doctest
     import importlib

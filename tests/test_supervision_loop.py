@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import threading
+import time
 import zlib
 
 import pytest
@@ -17,8 +19,15 @@ from typer.testing import CliRunner
 
 from gis_server import cli_supervision
 from gis_server.audit import Actor, audit_log
+from gis_server.auth.principal import CURRENT
 from gis_server.cli import app as cli_app
-from gis_server.errors import IllegalTransition, InvalidParameter, NotFound
+from gis_server.errors import (
+    Forbidden,
+    IllegalTransition,
+    InvalidParameter,
+    NotFound,
+    PayloadTooLarge,
+)
 from gis_server.settings import database_settings
 from models.supervision import loop
 from models.supervision.engine import (
@@ -31,7 +40,7 @@ from models.supervision.engine import (
 from models.supervision.evidence import (
     EvidenceCorrupt,
     clean_name,
-    open_evidence,
+    read_evidence,
     store_evidence,
     supervision_evidence,
 )
@@ -50,11 +59,13 @@ from models.supervision.loop import (
     verify,
 )
 from models.supervision.rules import (
-    RULES,
+    DEADLINES,
+    EVALUATORS,
     Finding,
     Rule,
     register_evaluator,
     register_rule,
+    rules_of,
 )
 from models.supervision.settings import LoopSettings, loop_settings
 
@@ -70,6 +81,8 @@ RULE = register_rule(
     )
 )
 ACTOR = Actor(name="test:loop", role="admin")
+#: who records the rectifications (the four-eyes rule: not who verifies)
+PARTY = Actor(name="test:party", role="housing_officer")
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 _subjects = itertools.count(1)
 
@@ -147,7 +160,7 @@ def bring_to(conn, state: str, settings) -> int:
     rectify(
         conn,
         wid,
-        ACTOR,
+        PARTY,
         "fixed",
         [evidence_ref(conn, settings)],
         at=T0 + dt.timedelta(days=2),
@@ -169,7 +182,7 @@ def act(conn, wid: int, action: str, settings) -> dict:
         )
     if action == "rectify":
         ref = evidence_ref(conn, settings, color=7)
-        return rectify(conn, wid, ACTOR, "done", [ref], at=at)
+        return rectify(conn, wid, PARTY, "done", [ref], at=at)
     if action == "accept":
         return verify(conn, wid, ACTOR, True, "accepted", at=at, settings=settings)
     return verify(conn, wid, ACTOR, False, "photo unclear", at=at, settings=settings)
@@ -247,7 +260,7 @@ def test_full_loop_with_send_back_writes_history_and_audit(engine, settings):
         deadline = dt.datetime.fromisoformat(out["deadline"])
         assert deadline == T0 + dt.timedelta(days=settings.deadline_days_orange)
         ref = evidence_ref(conn, settings)
-        rectify(conn, wid, ACTOR, "rebuilt the wall", [ref], at=T0 + dt.timedelta(1))
+        rectify(conn, wid, PARTY, "rebuilt the wall", [ref], at=T0 + dt.timedelta(1))
         with pytest.raises(InvalidParameter):  # sending back needs a reason
             verify(conn, wid, ACTOR, False, "  ", settings=settings)
     with engine.begin() as conn:
@@ -268,7 +281,7 @@ def test_full_loop_with_send_back_writes_history_and_audit(engine, settings):
         rectify(
             conn,
             wid,
-            ACTOR,
+            PARTY,
             "new photo",
             [evidence_ref(conn, settings, 2)],
             at=T0 + dt.timedelta(3),
@@ -308,7 +321,14 @@ def test_full_loop_with_send_back_writes_history_and_audit(engine, settings):
         assert audits[1].after["responsible"] == "Enterprise A"
         assert audits[-1].before["state"] == "rectified"
         assert audits[-1].after["state"] == "closed"
-        assert all(a.actor == ACTOR.name and a.actor_role == "admin" for a in audits)
+        assert [(a.actor, a.actor_role) for a in audits] == [
+            (ACTOR.name, "admin"),
+            (ACTOR.name, "admin"),
+            (PARTY.name, "housing_officer"),
+            (ACTOR.name, "admin"),
+            (PARTY.name, "housing_officer"),
+            (ACTOR.name, "admin"),
+        ]
 
 
 def test_step_arguments_are_checked_before_anything_is_written(engine, settings):
@@ -339,6 +359,149 @@ def test_step_arguments_are_checked_before_anything_is_written(engine, settings)
         assert counts(conn, wid) == (before[0] + 1, before[1] + 1)
 
 
+# -- four eyes, concurrency ----------------------------------------------------
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_whoever_recorded_the_rectification_may_not_verify_it(engine, settings, accept):
+    with engine.begin() as conn:
+        wid = bring_to(conn, "rectified", settings)  # rectified by PARTY
+        before = counts(conn, wid)
+        with pytest.raises(Forbidden, match="four-eyes"):
+            verify(conn, wid, PARTY, accept, "自己核查", settings=settings)
+        assert counts(conn, wid) == before and state_of(conn, wid) == "rectified"
+        out = verify(conn, wid, ACTOR, accept, "复核", settings=settings)
+        assert out["state"] == ("closed" if accept else "dispatched")
+
+
+def test_four_eyes_looks_at_the_latest_reply_and_can_be_switched_off(engine, settings):
+    with engine.begin() as conn:
+        wid = bring_to(conn, "rectified", settings)  # first reply: PARTY
+        verify(conn, wid, ACTOR, False, "补充照片", settings=settings)
+        # the second reply is recorded by the supervisor himself
+        rectify(conn, wid, ACTOR, "补充", [evidence_ref(conn, settings, 9)])
+        with pytest.raises(Forbidden):
+            verify(conn, wid, ACTOR, True, "ok", settings=settings)
+        verify(conn, wid, PARTY, True, "ok", settings=settings)  # someone else
+        assert state_of(conn, wid) == "closed"
+    solo = settings.model_copy(update={"four_eyes": False})
+    with engine.begin() as conn:
+        wid = bring_to(conn, "rectified", settings)
+        verify(conn, wid, PARTY, True, "ok", settings=solo)
+        assert state_of(conn, wid) == "closed"
+
+
+def test_two_verifies_at_once_the_second_is_an_illegal_transition(engine, settings):
+    """The row lock serialises them; the second sees the warning closed."""
+    with engine.begin() as conn:
+        wid = bring_to(conn, "rectified", settings)
+    other = Actor(name="test:other-supervisor", role="admin")
+    outcome: dict[str, object] = {}
+    first_locked = threading.Event()
+
+    def second() -> None:
+        first_locked.wait(10)
+        try:
+            with engine.begin() as conn:
+                outcome["second"] = verify(
+                    conn, wid, other, True, "我也销号", settings=settings
+                )
+        except Exception as exc:  # handed to the test thread
+            outcome["second"] = exc
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with engine.begin() as conn:
+        verify(conn, wid, ACTOR, True, "销号", settings=settings)
+        first_locked.set()
+        time.sleep(0.5)  # the second verify is now waiting on the row lock
+        assert thread.is_alive() and "second" not in outcome
+    thread.join(10)
+    assert not thread.is_alive()
+    assert isinstance(outcome["second"], IllegalTransition), outcome
+    with engine.connect() as conn:
+        w = get_warning(conn, wid)
+        assert w["state"] == "closed"
+        assert [e["action"] for e in w["events"]].count("accept") == 1
+
+
+# -- deadlines and supervised listing ------------------------------------------
+
+
+@pytest.fixture
+def testloop_deadline():
+    """A deadline hook for the test domain: 3 days from the notice, except
+    for red warnings (None: the loop's default by level)."""
+    calls: list[tuple[str, dt.datetime]] = []
+
+    def hook(warning, at):
+        calls.append((warning["rule"], at))
+        return None if warning["level"] == "red" else at + dt.timedelta(days=3)
+
+    DEADLINES["testloop"] = hook
+    yield calls
+    DEADLINES.pop("testloop", None)
+
+
+def test_dispatch_and_send_back_use_the_domains_deadline(
+    engine, settings, testloop_deadline
+):
+    with engine.begin() as conn:
+        wid = raise_one(conn, settings)
+        out = dispatch(conn, wid, ACTOR, at=T0, settings=settings)
+        assert dt.datetime.fromisoformat(out["deadline"]) == T0 + dt.timedelta(days=3)
+        rectify(conn, wid, PARTY, "done", [evidence_ref(conn, settings)], at=T0)
+        back_at = T0 + dt.timedelta(days=1)
+        verify(conn, wid, ACTOR, False, "不合格", at=back_at, settings=settings)
+        assert get_warning(conn, wid)["deadline"] == back_at + dt.timedelta(days=3)
+        assert testloop_deadline == [(RULE.id, T0), (RULE.id, back_at)]
+        # the hook gives none: by level
+        red = raise_one(conn, settings, level="red")
+        out = dispatch(conn, red, ACTOR, at=T0, settings=settings)
+        assert dt.datetime.fromisoformat(out["deadline"]) == T0 + dt.timedelta(
+            days=settings.deadline_days_red
+        )
+        # a deadline the dispatcher gives wins over the hook
+        given = raise_one(conn, settings)
+        due = T0 + dt.timedelta(days=11)
+        out = dispatch(conn, given, ACTOR, deadline=due, at=T0, settings=settings)
+        assert dt.datetime.fromisoformat(out["deadline"]) == due
+
+
+def test_supervised_listing_is_a_filterable_property(engine, settings):
+    with engine.begin() as conn:
+        listed = raise_one(conn, settings, listed=True)
+        plain = raise_one(conn, settings)
+        assert get_warning(conn, listed)["listed"] is True
+        assert get_warning(conn, plain)["listed"] is False
+        only = list_warnings(conn, domain="testloop", listed=True)
+        others = list_warnings(conn, domain="testloop", listed=False)
+        assert listed in {w["id"] for w in only}
+        assert plain not in {w["id"] for w in only}
+        assert plain in {w["id"] for w in others}
+        assert listed not in {w["id"] for w in others}
+        # the notice says so, whoever dispatches
+        dispatch(conn, listed, ACTOR, note="限期整改", at=T0, settings=settings)
+        dispatch(conn, plain, ACTOR, note="限期整改", at=T0, settings=settings)
+        assert get_warning(conn, listed)["events"][-1]["note"] == "限期整改（挂牌督办）"
+        assert get_warning(conn, plain)["events"][-1]["note"] == "限期整改"
+        # seen again listed: the listing goes up (recorded), never down
+        subject = get_warning(conn, plain)["subject_id"]
+        raise_findings(
+            conn, [finding(subject, listed=True)], ACTOR, at=T0, settings=settings
+        )
+        w = get_warning(conn, plain)
+        assert w["listed"] is True and w["events"][-1]["action"] == "update"
+        raise_findings(conn, [finding(subject)], ACTOR, at=T0, settings=settings)
+        assert get_warning(conn, plain)["listed"] is True
+        audit = conn.execute(
+            select(audit_log.c.before, audit_log.c.after)
+            .where(audit_log.c.action == "warning.update")
+            .where(audit_log.c.target == str(plain))
+        ).one()
+        assert (audit.before["listed"], audit.after["listed"]) == (False, True)
+
+
 # -- raising findings ---------------------------------------------------------
 
 
@@ -359,7 +522,9 @@ def test_findings_dedupe_and_level_only_goes_up(engine, settings):
             evidence={"value": 2.0},
             responsible="Someone else",
         )
-        res = raise_findings(conn, [lower], ACTOR, at=T0, settings=settings)
+        res = raise_findings(
+            conn, [lower], ACTOR, at=T0 + dt.timedelta(hours=3), settings=settings
+        )
         assert (res.new, res.updated) == (0, 1)
         w = get_warning(conn, wid)
         assert w["level"] == "orange"  # never down while open
@@ -368,26 +533,72 @@ def test_findings_dedupe_and_level_only_goes_up(engine, settings):
         assert w["responsible"] == "Enterprise A"  # dispatched: party kept
         assert w["observed_at"] == T0 + dt.timedelta(hours=2)
         higher = finding(f.subject_id, level="red", observed_at=T0)
-        raise_findings(conn, [higher], ACTOR, at=T0, settings=settings)
+        raise_findings(
+            conn, [higher], ACTOR, at=T0 + dt.timedelta(hours=4), settings=settings
+        )
         w = get_warning(conn, wid)
         assert w["level"] == "red"
         assert w["events"][-1]["note"] == "level orange -> red"
 
 
-def test_finding_after_closure_raises_next_occurrence(engine, settings):
+def test_finding_after_closure_reopens_only_after_reopen_after_days(engine, settings):
+    closed_at = T0 + dt.timedelta(days=3)  # bring_to closes here
+    reopen = dt.timedelta(days=settings.reopen_after_days)
+    assert settings.reopen_after_days == 30  # the documented default
     with engine.begin() as conn:
         wid = bring_to(conn, "closed", settings)
         w = get_warning(conn, wid)
-        same = finding(w["subject_id"])  # observed before the closure
-        res = raise_findings(conn, [same], ACTOR, at=T0, settings=settings)
-        assert (res.new, res.unchanged, res.ids) == (0, 1, [wid])
-        later = finding(w["subject_id"], observed_at=T0 + dt.timedelta(days=10))
-        res = raise_findings(conn, [later], ACTOR, at=T0, settings=settings)
+        assert w["closed_at"] == closed_at
+        late = closed_at + reopen + dt.timedelta(days=5)  # evaluation time
+
+        def seen(observed: dt.datetime, at: dt.datetime = late):
+            f = finding(w["subject_id"], observed_at=observed)
+            return raise_findings(conn, [f], ACTOR, at=at, settings=settings)
+
+        # before the closure, right after it, and exactly at the threshold:
+        # the records catching up with the rectification, nothing changes
+        for observed in (
+            T0 - dt.timedelta(days=1),
+            closed_at + dt.timedelta(days=1),
+            closed_at + reopen,
+        ):
+            res = seen(observed)
+            assert (res.new, res.unchanged, res.ids) == (0, 1, [wid]), observed
+        # a standing condition observed "in the future" (an end of month) is
+        # clamped to the evaluation time: still within the threshold
+        res = seen(closed_at + reopen + dt.timedelta(days=9), at=closed_at + reopen)
+        assert (res.new, res.ids) == (0, [wid])
+        # just past the threshold: the next occurrence of the same key
+        res = seen(closed_at + reopen + dt.timedelta(seconds=1))
         assert res.new == 1 and res.ids[0] != wid
         again = get_warning(conn, res.ids[0])
         assert again["state"] == "raised"
         assert again["occurrence"] == 2 and again["source_id"] == w["source_id"]
+        assert again["observed_at"] == closed_at + reopen + dt.timedelta(seconds=1)
         assert get_warning(conn, wid)["state"] == "closed"
+
+
+def test_reopen_after_days_is_a_setting(engine, settings):
+    prompt = settings.model_copy(update={"reopen_after_days": 0})
+    with engine.begin() as conn:
+        wid = bring_to(conn, "closed", settings)
+        w = get_warning(conn, wid)
+        after = w["closed_at"] + dt.timedelta(minutes=1)
+        f = finding(w["subject_id"], observed_at=after)
+        res = raise_findings(conn, [f], ACTOR, at=after, settings=prompt)
+        assert res.new == 1
+
+
+def test_observed_at_in_the_future_counts_as_the_evaluation_time(engine, settings):
+    with engine.begin() as conn:
+        res = raise_findings(
+            conn,
+            [finding(observed_at=T0 + dt.timedelta(days=20))],
+            ACTOR,
+            at=T0,
+            settings=settings,
+        )
+        assert get_warning(conn, res.ids[0])["observed_at"] == T0
 
 
 def test_position_subject_district_or_city_hall(engine, settings):
@@ -483,6 +694,55 @@ def test_escalation_of_overdue_steps_respects_the_interval(engine, settings):
         assert on_time not in {w["id"] for w in overdue}
 
 
+def _overdue_from(conn, state: str, settings) -> tuple[int, dt.datetime, str]:
+    """A warning in ``state`` and the moment its step becomes overdue."""
+    wid = bring_to(conn, state, settings)
+    w = get_warning(conn, wid)
+    if state == "raised":
+        return (
+            wid,
+            w["raised_at"] + dt.timedelta(days=settings.dispatch_within_days),
+            "not dispatched",
+        )
+    if state == "dispatched":
+        return wid, w["deadline"], "deadline"
+    return (
+        wid,
+        w["rectified_at"] + dt.timedelta(days=settings.verify_within_days),
+        "not verified",
+    )
+
+
+@pytest.mark.parametrize("state", ["raised", "dispatched", "rectified"])
+def test_each_step_escalates_when_overdue(engine, settings, state):
+    minute = dt.timedelta(minutes=1)
+    with engine.begin() as conn:
+        wid, due, why = _overdue_from(conn, state, settings)
+        assert wid not in escalate_overdue(conn, due - minute, ACTOR, settings)
+        assert get_warning(conn, wid)["overdue"] is False
+        late = list_warnings(
+            conn, domain="testloop", overdue=True, now=due - minute, settings=settings
+        )
+        assert wid not in {w["id"] for w in late}
+        assert wid in escalate_overdue(conn, due + minute, ACTOR, settings)
+        w = get_warning(conn, wid)
+        assert (w["state"], w["escalation"], w["overdue"]) == (state, 1, True)
+        event = w["events"][-1]
+        assert event["action"] == "escalate" and why in event["note"]
+        late = list_warnings(
+            conn, domain="testloop", overdue=True, now=due + minute, settings=settings
+        )
+        assert wid in {w["id"] for w in late}
+
+
+def test_a_closed_warning_never_escalates(engine, settings):
+    with engine.begin() as conn:
+        wid = bring_to(conn, "closed", settings)
+        far = T0 + dt.timedelta(days=365)
+        assert wid not in escalate_overdue(conn, far, ACTOR, settings)
+        assert get_warning(conn, wid)["overdue"] is False
+
+
 def test_list_and_rankings(engine, settings):
     with engine.begin() as conn:
         a = raise_one(
@@ -525,17 +785,16 @@ def test_evidence_is_content_addressed_and_checked_on_read(engine, settings):
         ).one()
     assert ref.sha256 == again.sha256 == sha and ref.content_type == "image/png"
     assert ref.name == "现场.png" and row.path == f"{sha[:2]}/{sha}"
-    path = open_evidence(sha, settings)
-    assert path == settings.evidence_dir / sha[:2] / sha
-    assert path.read_bytes() == data
+    path = settings.evidence_dir / sha[:2] / sha
+    assert read_evidence(sha, settings) == path.read_bytes() == data
     assert not list(settings.evidence_dir.rglob("*现场*"))
     path.write_bytes(data + b"tampered")
     with pytest.raises(EvidenceCorrupt):
-        open_evidence(sha, settings)
+        read_evidence(sha, settings)
     with pytest.raises(NotFound):
-        open_evidence("../" + sha[3:], settings)
+        read_evidence("../" + sha[3:], settings)
     with pytest.raises(NotFound):
-        open_evidence("f" * 64, settings)
+        read_evidence("f" * 64, settings)
 
 
 @pytest.mark.parametrize(
@@ -545,12 +804,21 @@ def test_evidence_is_content_addressed_and_checked_on_read(engine, settings):
         (b"<html>", "image/png", "none of them"),
         (b"%PDF-1.4 x", "image/png", "declared as image/png"),
         (b"", "image/png", "empty"),
-        (b"\x89PNG\r\n\x1a\n" + b"\0" * 5000, "image/png", "over the limit"),
     ],
 )
 def test_evidence_refused(engine, settings, data, declared, message):
     with engine.begin() as conn, pytest.raises(InvalidParameter, match=message):
         store_evidence(conn, data, "x", declared, settings)
+
+
+def test_evidence_over_the_limit_is_too_large(engine, settings):
+    png = b"\x89PNG\r\n\x1a\n"
+    limit = settings.evidence_max_bytes
+    with engine.begin() as conn:
+        at_limit = png + b"\0" * (limit - len(png))
+        assert store_evidence(conn, at_limit, "ok.png", None, settings).size == limit
+        with pytest.raises(PayloadTooLarge, match="GIS_LOOP_EVIDENCE_MAX_BYTES"):
+            store_evidence(conn, at_limit + b"\0", "big.png", None, settings)
 
 
 def test_clean_name():
@@ -616,7 +884,10 @@ def test_evaluate_raises_then_escalates(engine, settings, pending):
         assert w["raised_at"] == end_of_day(old.date())
         # raised 20 days ago, never dispatched: escalated by the next run
         again = evaluate(conn, T0.date(), ["testloop"], ACTOR, settings)
-        assert again["testloop"].unchanged == 2
+        # the first run clamped the observation to its own time; this one
+        # sees the real one, later: an update, not a new warning
+        assert (again["testloop"].new, again["testloop"].updated) == (0, 2)
+        assert get_warning(conn, ids[0])["observed_at"] == T0 - dt.timedelta(days=1)
         assert get_warning(conn, ids[0])["escalation"] == 1
         with pytest.raises(InvalidParameter, match="no rules"):
             evaluate(conn, T0.date(), ["nosuchdomain"], ACTOR, settings)
@@ -624,13 +895,20 @@ def test_evaluate_raises_then_escalates(engine, settings, pending):
 
 def test_domains_load_and_their_settings_are_found():
     loaded = load_domains()
-    assert set(loaded) <= set(DOMAINS)
-    for domain in loaded:
+    # every declared domain registers an evaluator and at least one rule
+    assert loaded == list(DOMAINS)
+    assert set(DOMAINS) <= set(EVALUATORS)
+    for domain in DOMAINS:
+        rules = rules_of(domain)
+        assert rules, f"domain {domain} declares no rule"
         values = domain_settings(domain)
-        for rule in (r for r in RULES.values() if r.domain == domain):
-            assert values is not None, domain
+        assert values is not None, f"domain {domain} has no settings class"
+        for rule in rules:
             missing = [n for n in rule.settings if not hasattr(values, n)]
             assert not missing, f"{rule.id}: thresholds {missing} not in settings"
+    assert domain_settings("nosuchdomain") is None
+    # inspections count their notices' deadlines by severity (a hook)
+    assert "inspections" in DEADLINES
 
 
 # -- command line -------------------------------------------------------------
@@ -649,7 +927,28 @@ def cli_env(db_settings, monkeypatch, tmp_path):
     loop_settings.cache_clear()
 
 
-def test_cli_moves_a_warning_around_the_loop(engine, settings, cli_env, tmp_path):
+@pytest.fixture(scope="module")
+def cli_accounts(engine) -> dict[str, str]:
+    """Accounts for ``--as``: a river chief responsible for "CLI Firm" and a
+    housing officer (who sees no warning without a district)."""
+    from gis_server.auth import accounts
+
+    names = {"chief": "loop-cli-chief", "housing": "loop-cli-housing"}
+    with engine.begin() as conn:
+        for role, name in names.items():
+            try:
+                accounts.get_user(conn, name)
+            except NotFound:
+                if role == "chief":
+                    accounts.add_user(conn, name, "river_chief", chief_id="CLI Firm")
+                else:
+                    accounts.add_user(conn, name, "housing_officer", district="某区")
+    return names
+
+
+def test_cli_moves_a_warning_around_the_loop(
+    engine, settings, cli_env, cli_accounts, tmp_path
+):
     runner = CliRunner()
     with engine.begin() as conn:
         wid = raise_one(conn, settings, level="orange", responsible="CLI Firm")
@@ -657,9 +956,13 @@ def test_cli_moves_a_warning_around_the_loop(engine, settings, cli_env, tmp_path
     photo.write_bytes(png_bytes(42))
     fake = tmp_path / "fake.png"
     fake.write_bytes(b"not an image at all")
+    chief = ["--as", cli_accounts["chief"]]
 
     def run(*args: str, code: int = 0) -> str:
-        res = runner.invoke(cli_app, list(args))
+        try:
+            res = runner.invoke(cli_app, list(args))
+        finally:  # --as sets the caller of this (in-process) run: unset it
+            CURRENT.set(None)
         assert res.exit_code == code, res.output
         return " ".join(res.output.split())
 
@@ -667,24 +970,64 @@ def test_cli_moves_a_warning_around_the_loop(engine, settings, cli_env, tmp_path
     assert "cannot rectify" in run(
         "warnings", "rectify", str(wid), "--note", "x", "--photo", str(photo), code=1
     )
+    # the responsible chief may not dispatch (nor close) their own warning
+    assert "warnings.dispatch" in run(*chief, "warnings", "dispatch", str(wid), code=1)
     out = run("warnings", "dispatch", str(wid), "--deadline", "2099-01-31")
     assert "dispatched to CLI Firm" in out and "2099-01-31" in out
     assert "none of them" in run(
-        "warnings", "rectify", str(wid), "--note", "x", "--photo", str(fake), code=1
+        *chief,
+        "warnings",
+        "rectify",
+        str(wid),
+        "--note",
+        "x",
+        "--photo",
+        str(fake),
+        code=1,
     )
-    run("warnings", "rectify", str(wid), "--note", "已整改", "--photo", str(photo))
+    # the chief replies for their warning...
+    run(
+        *chief,
+        "warnings",
+        "rectify",
+        str(wid),
+        "--note",
+        "已整改",
+        "--photo",
+        str(photo),
+    )
+    assert "warnings.verify" in run(
+        *chief, "warnings", "verify", str(wid), "--accept", code=1
+    )
     assert "reason" in run("warnings", "verify", str(wid), "--reject", code=1)
+    # ... and the supervisor (the server's own account here) verifies
     assert "sent back" in run(
         "warnings", "verify", str(wid), "--reject", "--note", "照片不清"
     )
     assert "cannot accept" in run("warnings", "verify", str(wid), "--accept", code=1)
+    # a reply recorded by the supervisor: he may not close it himself
     run("warnings", "rectify", str(wid), "--note", "补充", "--photo", str(photo))
-    assert "closed" in run("warnings", "verify", str(wid), "--accept", "--note", "ok")
+    assert "four-eyes" in run("warnings", "verify", str(wid), "--accept", code=1)
+    # out of the housing officer's scope: not found, as in the API
+    assert "no warning" in run(
+        "--as",
+        cli_accounts["housing"],
+        "warnings",
+        "verify",
+        str(wid),
+        "--reject",
+        "--note",
+        "x",
+        code=1,
+    )
+    with engine.begin() as conn:  # another supervisor closes it
+        verify(conn, wid, ACTOR, True, "ok", settings=settings)
     shown = run("warnings", "show", str(wid))
     for action in ("raise", "dispatch", "rectify", "reject", "accept"):
         assert action in shown
     assert "site photo.png" in shown
     assert "no warning" in run("warnings", "show", "999999999", code=1)
+    assert "warnings.escalate" in run(*chief, "warnings", "escalate", code=1)
     assert "escalated" in run("warnings", "escalate")
     assert "testloop" in run("warnings", "rank", "domain")
     assert "testloop.sample" in run("supervision", "rules", "--domain", "testloop")
@@ -694,9 +1037,33 @@ def test_cli_moves_a_warning_around_the_loop(engine, settings, cli_env, tmp_path
     )
     with engine.connect() as conn:
         audits = conn.execute(
-            select(audit_log.c.actor).where(audit_log.c.target == str(wid))
-        ).scalars()
-        assert {a for a in audits if a.startswith("cli:")}
+            select(audit_log.c.actor, audit_log.c.action)
+            .where(audit_log.c.target == str(wid))
+            .order_by(audit_log.c.id)
+        ).all()
+    by = {
+        (a.actor if not a.actor.startswith("cli:") else "cli", a.action) for a in audits
+    }
+    assert ("cli", "warning.dispatch") in by
+    assert (cli_accounts["chief"], "warning.rectify") in by
+    assert ("cli", "warning.reject") in by
+
+
+def test_cli_lists_supervised_listing(engine, settings, cli_env):
+    with engine.begin() as conn:
+        listed = raise_one(conn, settings, listed=True, summary="挂牌的问题")
+        raise_one(conn, settings, summary="普通的问题")
+    res = CliRunner().invoke(
+        cli_app, ["warnings", "list", "--domain", "testloop", "--listed"]
+    )
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert str(listed) in out and "挂牌的问题" in out and "挂牌督办" in out
+    assert "普通的问题" not in out
+    res = CliRunner().invoke(
+        cli_app, ["warnings", "list", "--domain", "testloop", "--not-listed"]
+    )
+    assert "普通的问题" in res.output and "挂牌的问题" not in res.output
 
 
 # -- demo ---------------------------------------------------------------------

@@ -3,19 +3,22 @@
 - ``GET /supervision/rules``: every rule with its source, confidence mark and
   the current values of its thresholds.
 - ``GET /supervision/warnings`` (filters: responsible party, state, domain,
-  district, level, overdue, rule) and ``GET /supervision/warnings/{id}`` with
-  its history; ``GET /supervision/rankings?by=district|responsible|domain|rule``.
+  district, level, overdue, rule, listed) and ``GET /supervision/warnings/{id}``
+  with its history; ``GET /supervision/rankings?by=district|responsible|domain|rule``.
 - ``POST /supervision/warnings/{id}/dispatch|rectify|verify``: the loop's steps
   (rectify takes the reply and its photos as ``multipart/form-data``; the
   photos are stored outside the database under their SHA-256);
-  ``GET /supervision/evidence/{sha256}`` returns a stored photo, checked
-  against its checksum.
+  ``POST /supervision/evidence`` stores an inspection photo;
+  ``GET /supervision/evidence/{sha256}`` returns a stored photo -- of a reply,
+  or named by a warning's evidence (an inspection problem's ``photo_sha256``)
+  -- when the caller sees that warning, checked against its checksum.
 - ``POST /patrols``: a river chief records a patrol of one of their segments.
 
 Reads follow the warnings layer's scope (a housing officer sees the warnings
-of their district, in the database too); steps need the
-``warnings.transition`` permission and the layer's write scope, and each one
-is audited by the loop in its own transaction.
+of their district, in the database too). Each step needs the layer's write
+scope and its own permission (``warnings.dispatch``, ``warnings.rectify``,
+``warnings.verify``: separation of duties, with the loop's four-eyes rule on
+top), and each one is audited by the loop in its own transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
@@ -55,11 +58,12 @@ def _reader(request: Request, principal: Principal) -> None:
     policy.require_read(principal, get_layer(WARNINGS), request.app.state.auth_settings)
 
 
-def _mover(request: Request, principal: Principal) -> None:
+def _mover(request: Request, principal: Principal, permission: str) -> None:
+    """A step needs the warnings' write scope and the step's own permission."""
     policy.require_write(
         principal, get_layer(WARNINGS), request.app.state.auth_settings
     )
-    policy.require(principal, "warnings.transition")
+    policy.require(principal, permission)
 
 
 def _actor(request: Request, principal: Principal) -> audit.Actor:
@@ -125,6 +129,13 @@ def warnings(
     level: Annotated[Level | None, Query()] = None,
     overdue: Annotated[bool | None, Query()] = None,
     rule: Annotated[str | None, Query(description="A rule id.")] = None,
+    listed: Annotated[
+        bool | None,
+        Query(
+            description="Only supervised-listed (挂牌督办) warnings, or only "
+            "the others."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
@@ -142,6 +153,7 @@ def warnings(
             level=level,
             overdue=overdue,
             rule=rule,
+            listed=listed,
             limit=limit,
             offset=offset,
         )
@@ -184,7 +196,9 @@ class DispatchBody(BaseModel):
         default=None, max_length=200, description="Default: the finding's party."
     )
     deadline: dt.datetime | None = Field(
-        default=None, description="Default: by level (7 / 15 / 30 days)."
+        default=None,
+        description="Default: the domain's (an inspection notice: by severity), "
+        "else by level (7 / 15 / 30 days).",
     )
     note: str = Field(default="", max_length=4000)
 
@@ -204,7 +218,7 @@ def dispatch(
     engine: EngineDep,
 ) -> Response:
     """raised -> dispatched: the rectification notice, with a deadline."""
-    _mover(request, principal)
+    _mover(request, principal, "warnings.dispatch")
     from models.supervision import loop
 
     with engine.begin() as conn:
@@ -231,9 +245,9 @@ def rectify(
     ],
 ) -> Response:
     """dispatched -> rectified: the party's reply with its evidence."""
-    _mover(request, principal)
+    _mover(request, principal, "warnings.rectify")
     from models.supervision import loop
-    from models.supervision.evidence import store_evidence
+    from models.supervision.evidence import read_upload, store_evidence
     from models.supervision.settings import loop_settings
 
     settings = loop_settings()
@@ -242,7 +256,11 @@ def rectify(
     with engine.begin() as conn:
         refs = [
             store_evidence(
-                conn, photo.file.read(), photo.filename, photo.content_type, settings
+                conn,
+                read_upload(photo.file, settings),
+                photo.filename,
+                photo.content_type,
+                settings,
             )
             for photo in photos
         ]
@@ -258,8 +276,9 @@ def verify(
     principal: WriterDep,
     engine: EngineDep,
 ) -> Response:
-    """rectified -> closed (accept) or back to dispatched (reject, with a reason)."""
-    _mover(request, principal)
+    """rectified -> closed (accept) or back to dispatched (reject, with a reason);
+    not by whoever recorded the rectification (four-eyes rule)."""
+    _mover(request, principal, "warnings.verify")
     from models.supervision import loop
 
     with engine.begin() as conn:
@@ -284,14 +303,20 @@ def upload_evidence(
     photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP or PDF.")],
 ) -> Response:
     """Store a photo taken on an inspection; answers its SHA-256, which the
-    inspection's problem records (``photo_sha256``) and replies refer to."""
-    _mover(request, principal)
-    from models.supervision.evidence import store_evidence
+    inspection's problem records (``photo_sha256``) and replies refer to.
+    At most ``GIS_LOOP_EVIDENCE_MAX_BYTES`` (413 above)."""
+    _mover(request, principal, "evidence.upload")
+    from models.supervision.evidence import read_upload, store_evidence
     from models.supervision.settings import loop_settings
 
+    settings = loop_settings()
     with engine.begin() as conn:
         ref = store_evidence(
-            conn, photo.file.read(), photo.filename, photo.content_type, loop_settings()
+            conn,
+            read_upload(photo.file, settings),
+            photo.filename,
+            photo.content_type,
+            settings,
         )
         audit.record(
             conn,
@@ -304,35 +329,52 @@ def upload_evidence(
     return _json({"sha256": ref.sha256, "name": ref.name, "size": ref.size}, status=201)
 
 
+#: A stored file the caller may see: one of a reply to a warning in the
+#: caller's scope, or one a warning in scope names in its evidence (an
+#: inspection problem's photo). The warnings table is under the caller's
+#: row-level policy, so "in scope" is the database's decision too.
 EVIDENCE_VISIBLE = text("""
 SELECT 1 FROM supervision_warning_events e
 JOIN layer_supervision_warnings w ON w.id = e.warning_id
-WHERE e.evidence @> CAST(:ref AS jsonb) LIMIT 1
+WHERE e.evidence @> CAST(:ref AS jsonb)
+UNION ALL
+SELECT 1 FROM layer_supervision_warnings w
+WHERE w.evidence @> CAST(:photo AS jsonb)
+LIMIT 1
 """)
 
 
 @router.get("/supervision/evidence/{sha256}", summary="A stored photo")
 def evidence(
     request: Request, sha256: str, principal: PrincipalDep, engine: EngineDep
-) -> FileResponse:
-    """A photo of a reply the caller may see, checked against its checksum."""
+) -> Response:
+    """A photo of a reply, or of an inspection problem, of a warning the caller
+    may see; the bytes served are the ones checked against the checksum."""
     _reader(request, principal)
-    from models.supervision.evidence import open_evidence
+    from models.supervision.evidence import read_evidence
     from models.supervision.settings import loop_settings
 
     ref = orjson.dumps([{"sha256": sha256}]).decode()
+    photo = orjson.dumps({"photo_sha256": sha256}).decode()
     with engine.connect() as conn:  # the warning must be in the caller's scope
-        if conn.execute(EVIDENCE_VISIBLE, {"ref": ref}).first() is None:
+        visible = conn.execute(EVIDENCE_VISIBLE, {"ref": ref, "photo": photo})
+        if visible.first() is None:
             raise NotFound(f"no evidence {sha256!r}")
         content_type = conn.execute(
             text("SELECT content_type FROM supervision_evidence WHERE sha256 = :s"),
             {"s": sha256},
         ).scalar()
-    path = open_evidence(sha256, loop_settings())
-    return FileResponse(
-        path,
-        media_type=content_type or "application/octet-stream",
-        headers={"Cache-Control": "private, max-age=86400"},
+    if content_type is None:  # named by a problem, not uploaded (yet)
+        raise NotFound(f"no evidence {sha256!r}")
+    data = read_evidence(sha256, loop_settings())
+    return Response(
+        data,
+        media_type=content_type,
+        headers={
+            "Cache-Control": "private, max-age=86400",
+            "ETag": f'"{sha256}"',
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

@@ -28,8 +28,21 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "users.manage": ("admin",),
     "audit.read": ("admin",),
     "settings.read": ("admin",),
-    #: move a supervision warning along its loop (also scoped by the layer)
-    "warnings.transition": ("admin", "housing_officer", "river_chief"),
+    #: the steps of a supervision warning's loop, one permission each, so no
+    #: one role walks a warning from raised to closed (also scoped by the
+    #: layer; the loop adds the four-eyes rule, GIS_LOOP_FOUR_EYES)
+    #: dispatch: the supervisor issues the rectification notice
+    "warnings.dispatch": ("admin", "housing_officer"),
+    #: rectify: the responsible side replies -- a river chief for their own
+    #: warnings, a housing officer recording a party's reply
+    "warnings.rectify": ("admin", "housing_officer", "river_chief"),
+    #: verify: the supervisor closes (销号) or sends back; never a river chief,
+    #: who is the responsible party of the warnings they see
+    "warnings.verify": ("admin", "housing_officer"),
+    #: escalate the overdue warnings now (the CLI; evaluations do it too)
+    "warnings.escalate": ("admin", "housing_officer"),
+    #: store an evidence photo (an inspection's, a reply's)
+    "evidence.upload": ("admin", "housing_officer", "river_chief"),
     "patrols.record": ("admin", "river_chief"),
     #: the city-wide river summary (counts, not features)
     "rivers.summary": ("admin", "analyst", "river_chief", "housing_officer"),

@@ -36,8 +36,10 @@ SUPERVISION_WARNINGS = LayerSpec(
         "in its closed loop: raised, dispatched to a responsible party with a "
         "deadline, rectified with evidence, closed (销号) or sent back; overdue "
         "steps escalate (督办, 约谈, 通报). `source_id` is "
-        "`<rule>|<subject_id>|<period>`; a finding seen again after its warning "
-        "was closed raises a new warning with the next `occurrence`."
+        "`<rule>|<subject_id>|<period>`; a finding observed more than "
+        "`GIS_LOOP_REOPEN_AFTER_DAYS` after its warning was closed raises a new "
+        "warning with the next `occurrence`. `listed`: supervised listing "
+        "(挂牌督办)."
     ),
     geometry_types=("Point",),
     properties=(
@@ -70,6 +72,14 @@ SUPERVISION_WARNINGS = LayerSpec(
         Prop("evidence", "json", "Evidence", "预警依据"),
         Prop("source_standard", "text", "Standard", "依据标准"),
         Prop("located", "bool", "Placed on its subject", "已定位"),
+        Prop(
+            "listed",
+            "bool",
+            "Supervised listing (挂牌督办)",
+            "挂牌督办",
+            description="The warning's rectification is supervised-listed (a "
+            "severe inspection problem, say); its notice says so.",
+        ),
     ),
     id_aliases=("source_id",),
     min_zoom=0,

@@ -5,8 +5,9 @@ A photo or PDF a responsible party replies with is stored once under
 file name a client sends is kept as metadata only and never touches the file
 system, so no name can escape the folder. The type is decided by the file's
 first bytes (JPEG, PNG, WebP, PDF), not by its name or the declared type.
-Reading a file back re-computes its checksum: a file changed on disk is an
-error, not evidence.
+Reading a file back (:func:`read_evidence`) reads it once and re-computes the
+checksum of the very bytes it returns: a file changed on disk is an error,
+not evidence, and what is served is what was checked.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
-from gis_server.errors import GisServerError, InvalidParameter, NotFound
+from gis_server.errors import (
+    GisServerError,
+    InvalidParameter,
+    NotFound,
+    PayloadTooLarge,
+)
 from layers import metadata
 from models.supervision.settings import LoopSettings
 
@@ -139,17 +145,20 @@ def store_evidence(
 ) -> EvidenceRef:
     """Store one evidence file (once per content) and record it in ``conn``.
 
-    Raises :class:`InvalidParameter` for an empty or oversized file, a type
-    other than JPEG / PNG / WebP / PDF, or a declared type the content
-    contradicts.
+    Raises :class:`PayloadTooLarge` for a file over
+    ``settings.evidence_max_bytes`` (a caller reading an upload needs no more
+    than that many bytes plus one to know), :class:`InvalidParameter` for an
+    empty file, a type other than JPEG / PNG / WebP / PDF, or a declared type
+    the content contradicts.
     """
     size = len(data)
     if size == 0:
         raise InvalidParameter("evidence file is empty")
     if size > settings.evidence_max_bytes:
-        raise InvalidParameter(
-            f"evidence file of {size:,} bytes is over the limit of "
-            f"{settings.evidence_max_bytes:,}"
+        raise PayloadTooLarge(
+            f"evidence file {clean_name(name)!r} is over the limit of "
+            f"{settings.evidence_max_bytes:,} bytes per file "
+            "(GIS_LOOP_EVIDENCE_MAX_BYTES)"
         )
     sniffed = sniff_content_type(data)
     if sniffed is None:
@@ -211,22 +220,34 @@ def known_evidence(conn: Connection, hashes: list[str]) -> set[str]:
     return set(rows.scalars())
 
 
-def open_evidence(sha256: str, settings: LoopSettings) -> Path:
-    """The path of a stored evidence file, after checking its checksum.
+def read_evidence(sha256: str, settings: LoopSettings) -> bytes:
+    """The content of a stored evidence file, checked against its checksum.
 
-    Raises :class:`NotFound` for an unknown or malformed hash and
+    The file is read once; the checksum is computed over the bytes returned,
+    so nothing can change between the check and the use (evidence files are
+    at most ``evidence_max_bytes``: they are held in memory). Raises
+    :class:`NotFound` for an unknown or malformed hash and
     :class:`EvidenceCorrupt` when the file on disk no longer matches it.
     """
     if not _SHA256.match(sha256 or ""):
         raise NotFound(f"no evidence {sha256!r}")
     path = settings.evidence_dir / relative_path(sha256)
-    if not path.is_file():
-        raise NotFound(f"no evidence {sha256}")
-    actual = _digest_file(path)
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise NotFound(f"no evidence {sha256}") from exc
+    actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         log.error(
             "evidence file does not match its checksum",
             extra={"sha256": sha256, "actual": actual, "path": str(path)},
         )
         raise EvidenceCorrupt(f"evidence {sha256} was changed on disk")
-    return path
+    return data
+
+
+def read_upload(fh: Any, settings: LoopSettings) -> bytes:
+    """At most ``evidence_max_bytes + 1`` bytes of an uploaded file object:
+    enough for :func:`store_evidence` to refuse an oversized one without
+    reading it whole."""
+    return fh.read(settings.evidence_max_bytes + 1)

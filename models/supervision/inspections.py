@@ -12,9 +12,13 @@ Every step maps onto the shared loop (``models.supervision.loop``):
 inspection workflow                    loop
 =====================================  =====================================
 a problem recorded                     a finding of ``inspections.problem``
-                                       -> a *raised* warning
-rectification notice                   ``dispatch`` (deadline by severity:
-                                       :func:`issue_notice`)
+                                       -> a *raised* warning (``listed``
+                                       when supervised-listed)
+rectification notice                   ``dispatch`` (deadline by severity
+                                       from the notice: the domain's deadline
+                                       hook, :func:`notice_deadline_of`, on
+                                       every path; :func:`issue_notice` adds
+                                       the measures)
 the project's reply with photos        ``rectify`` (evidence files)
 the inspector confirms / rejects       ``verify(accept=True / False)``
 closed (销号)                          state ``closed``
@@ -24,6 +28,18 @@ summons / public notice when overdue   ``escalate_overdue`` (levels 1..3,
 
 A second rule, ``inspections.checklist_incomplete``, flags an inspection that
 left required items of its stage's checklist unchecked.
+
+Photos: an inspector uploads a problem's photo (``POST /supervision/evidence``)
+and records its SHA-256 in the problem's ``photo_sha256``. A value that is not
+a SHA-256 is rejected at ingest (the feed's row check); a well-formed one
+whose file is not stored yet is accepted -- records and photos may arrive in
+either order -- reported as a warning by ``gis-server ingest feed`` and marked
+``photo_stored: false`` in the warning's evidence until the file is stored.
+``GET /supervision/evidence/{sha256}`` serves the photo to whoever sees the
+warning.
+
+Both rules' findings are records (an inspection, a problem): ``observed_at``
+is the inspection day, and their period is the record's id.
 """
 
 from __future__ import annotations
@@ -32,6 +48,7 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,6 +64,7 @@ from layers.supervision.inspections import (
     STAGES,
 )
 from layers.tables import feed_table, table_for
+from models.supervision.evidence import known_evidence, supervision_evidence
 from models.supervision.rules import Finding, Rule, register_evaluator, register_rule
 
 log = logging.getLogger("gis_server.supervision.inspections")
@@ -74,14 +92,15 @@ class InspectionRules(BaseSettings):
 
     level_general: str = Field(
         "yellow",
-        description="[R] Warning level of a general (一般) problem: the "
-        "river-chief ladder's lowest rung (rules.LEVELS).",
+        description="[D] Warning level of a general (一般) problem: the "
+        "river-chief ladder's lowest rung (rules.LEVELS). Design default: no "
+        "rule maps inspection severities onto warning colours.",
     )
     level_serious: str = Field(
-        "orange", description="[R] Warning level of a serious (较重) problem."
+        "orange", description="[D] Warning level of a serious (较重) problem."
     )
     level_severe: str = Field(
-        "red", description="[R] Warning level of a severe (严重) problem."
+        "red", description="[D] Warning level of a severe (严重) problem."
     )
     deadline_general_days: int = Field(
         7, ge=1, description="[D] Days to rectify a general problem (DOMAIN §6)."
@@ -253,6 +272,8 @@ def problem_finding(
         "deadline": deadline.isoformat(),
         "supervised_listing": listed,
     }
+    if problem.get("photo_sha256"):
+        evidence["photo_stored"] = problem.get("photo_stored")
     _position(evidence, inspection)
     return Finding(
         rule=PROBLEM.id,
@@ -265,6 +286,7 @@ def problem_finding(
         evidence=evidence,
         responsible=problem.get("responsible") or (site or {}).get("contractor"),
         district=district,
+        listed=listed,
     )
 
 
@@ -360,6 +382,16 @@ def evaluate(
         .where(problems.c.inspection_id.in_(list(by_id)))
         .order_by(problems.c.inspection_id, problems.c.problem_no),
     )
+    photos = sorted({p["photo_sha256"] for p in found if p.get("photo_sha256")})
+    stored = known_evidence(conn, photos)
+    for p in found:
+        if p.get("photo_sha256"):
+            p["photo_stored"] = p["photo_sha256"] in stored
+    if len(stored) < len(photos):
+        log.warning(
+            "inspection photos not stored",
+            extra={"missing": len(photos) - len(stored), "as_of": as_of.isoformat()},
+        )
     sites_t = table_for("construction_sites")
     projects = sorted({r["project"] for r in done})
     sites = {
@@ -402,9 +434,6 @@ def evaluate(
     return out
 
 
-register_evaluator(DOMAIN, evaluate)
-
-
 def notice_deadline(notice_at: dt.datetime, deadline_days: int) -> dt.datetime:
     """When a problem noticed at ``notice_at`` is due: the end (local time) of
     the ``deadline_days``-th day after the notice.
@@ -415,6 +444,24 @@ def notice_deadline(notice_at: dt.datetime, deadline_days: int) -> dt.datetime:
     """
     day = notice_at.astimezone(TZ).date() + dt.timedelta(days=deadline_days)
     return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=TZ)
+
+
+def notice_days(warning: Mapping[str, Any], rules: InspectionRules) -> int:
+    """Days to rectify the warning of a problem (by its severity) or of a
+    skipped checklist (``checklist_deadline_days``), as the settings say now."""
+    evidence = warning.get("evidence") or {}
+    if warning.get("rule") == PROBLEM.id:
+        return rules.deadline_days(evidence.get("severity") or rules.default_severity)
+    return rules.checklist_deadline_days
+
+
+def notice_deadline_of(
+    warning: Mapping[str, Any], at: dt.datetime, rules: InspectionRules | None = None
+) -> dt.datetime:
+    """The domain's deadline hook: a notice issued at ``at`` (a dispatch, or a
+    rejection sending the reply back) is due at the end of the problem's
+    days by severity counted from it (7 / 15 / 30 [D])."""
+    return notice_deadline(at, notice_days(warning, rules or InspectionRules()))
 
 
 def issue_notice(
@@ -428,34 +475,52 @@ def issue_notice(
 ) -> dict[str, Any]:
     """Issue the rectification notice of a problem: the loop's ``dispatch``.
 
-    The deadline counts the problem's days by severity from the notice (7 /
-    15 / 30 [D]); the note carries the measures required and, for a severe
-    problem, the supervised listing (挂牌督办). The responsible party is the
-    one the problem names. Returns the dispatched warning.
+    The deadline is the domain's (:func:`notice_deadline_of`, which every
+    dispatch of this domain gets); the note carries the measures required,
+    and the loop adds the supervised listing (挂牌督办) of a listed warning.
+    The responsible party is the one the problem names. ``rules`` overrides
+    the current settings. Returns the dispatched warning.
     """
     from models.supervision import loop
 
-    rules = rules or InspectionRules()
     at = at or dt.datetime.now(dt.UTC)
     warning = loop.get_warning(conn, warning_id)
     evidence = warning.get("evidence") or {}
-    if warning.get("rule") == PROBLEM.id:
-        days = rules.deadline_days(evidence["severity"])
-    else:
-        days = int(evidence.get("deadline_days") or rules.checklist_deadline_days)
     measures = evidence.get("measures")
     text_ = note or (f"整改通知：{measures}" if measures else "整改通知")
-    if evidence.get("supervised_listing"):
-        text_ += "（挂牌督办）"
     return loop.dispatch(
         conn,
         warning_id,
         actor,
         responsible=warning.get("responsible"),
-        deadline=notice_deadline(at, days),
+        deadline=notice_deadline_of(warning, at, rules) if rules else None,
         note=text_,
         at=at,
     )
+
+
+def unstored_photos(
+    conn: Connection, source: str | None = None
+) -> list[tuple[str, int, str]]:
+    """(inspection_id, problem_no, photo_sha256) of the problems (of
+    ``source``) whose photo is not stored as evidence (yet)."""
+    problems = feed_table("inspection_problems")
+    query = (
+        select(problems.c.inspection_id, problems.c.problem_no, problems.c.photo_sha256)
+        .where(problems.c.photo_sha256.isnot(None))
+        .where(
+            ~select(supervision_evidence.c.sha256)
+            .where(supervision_evidence.c.sha256 == problems.c.photo_sha256)
+            .exists()
+        )
+        .order_by(problems.c.inspection_id, problems.c.problem_no)
+    )
+    if source is not None:
+        query = query.where(problems.c.source == source)
+    return [tuple(r) for r in conn.execute(query)]
+
+
+register_evaluator(DOMAIN, evaluate, deadline=notice_deadline_of)
 
 
 # -- demo data ---------------------------------------------------------------
@@ -608,7 +673,10 @@ __all__ = [
     "evaluate",
     "issue_notice",
     "load_demo",
+    "notice_days",
     "notice_deadline",
+    "notice_deadline_of",
     "parse_items",
     "problem_finding",
+    "unstored_photos",
 ]

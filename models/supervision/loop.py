@@ -5,26 +5,49 @@ raises a warning (a point of layer ``supervision_warnings``); a supervisor
 dispatches it to the responsible party with a deadline; the party replies with
 a note and at least one evidence file (rectified); the supervisor verifies and
 either closes it (销号) or sends it back with a reason and a new deadline.
-No step can be skipped: :data:`TRANSITIONS` is the only table of legal moves.
+No step can be skipped: :data:`TRANSITIONS` is the only table of legal moves,
+and each step is taken under a row lock (``SELECT ... FOR UPDATE``), so of two
+concurrent steps from one state the second finds the state moved and is
+refused as an illegal transition.
 
-Overdue steps escalate (:func:`escalate_overdue`): a dispatched warning past
-its deadline, or a raised one not dispatched within
-``LoopSettings.dispatch_within_days``, goes up one escalation level
+Who may take which step is decided above the loop (the API and the CLI ask
+``gis_server.auth.policy``: ``warnings.dispatch``, ``warnings.rectify``,
+``warnings.verify``); the loop itself holds the four-eyes rule
+(``LoopSettings.four_eyes``): whoever recorded a rectification may not verify
+it.
+
+Deadlines: the one the dispatcher gives, else the warning's domain's deadline
+hook (``rules.register_evaluator(..., deadline=fn)``: inspections count their
+notice's days by severity), else ``LoopSettings.deadline_days_<level>``; a
+supervised-listed warning (``listed``, 挂牌督办) has the listing added to its
+notice whichever path dispatches it.
+
+Overdue steps escalate (:func:`escalate_overdue`): a raised warning not
+dispatched within ``LoopSettings.dispatch_within_days``, a dispatched one past
+its deadline, or a rectified one not verified within
+``LoopSettings.verify_within_days`` goes up one escalation level
 (1 督办 supervised, 2 约谈 summons, 3 通报 public notice) at most once per
 ``LoopSettings.escalation_interval_days``.
 
 A finding seen again while its warning is open updates the warning's evidence,
-summary, observation time and level (only upwards), never its state. A
-finding seen again after its warning was closed, observed later than the
-closure, raises a NEW warning: same ``source_id``
-(``<rule>|<subject_id>|<period>``) with the next ``occurrence`` (stored in
-``source_part``, so the layer's unique key holds); a finding no newer than the
-closure is the one already handled and changes nothing.
+summary, observation time, level and listing (only upwards), never its state.
+``observed_at`` follows the one rule written down in
+:class:`~models.supervision.rules.Finding`: the time of the latest evidence
+(the evaluation time for a standing condition), clamped here to the time the
+findings are raised at. A finding for a closed warning raises a NEW warning
+only when observed later than ``closed_at + LoopSettings.reopen_after_days``:
+same ``source_id`` (``<rule>|<subject_id>|<period>``) with the next
+``occurrence`` (stored in ``source_part``, so the layer's unique key holds);
+any other finding for a closed warning changes nothing.
 
 Every change writes, in the caller's transaction, the warning row, one row of
 ``supervision_warning_events`` (the loop history) and one audit row
-(``gis_server.audit.record``) with the state before and after. The functions
-take a connection and never commit: the caller owns the transaction.
+(``gis_server.audit.record``) with the state before and after. One exception,
+on purpose: the ``overdue`` flag is derived (from the state, the deadline and
+the step times at a given moment; :func:`list_warnings` recomputes it at its
+``now``), and :func:`escalate_overdue` refreshes it without an event or audit
+row -- the escalations themselves are recorded. The functions take a
+connection and never commit: the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -60,7 +83,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from gis_server.audit import Actor, record, record_many
-from gis_server.errors import IllegalTransition, InvalidParameter, NotFound
+from gis_server.errors import Forbidden, IllegalTransition, InvalidParameter, NotFound
 from layers import get_layer, metadata, table_for
 from layers.supervision.warnings import STATES
 from models.supervision.evidence import (
@@ -68,7 +91,7 @@ from models.supervision.evidence import (
     known_evidence,
     supervision_evidence,
 )
-from models.supervision.rules import LEVELS, RULES, Finding
+from models.supervision.rules import LEVELS, RULES, Finding, deadline_hook
 from models.supervision.settings import LoopSettings, loop_settings
 
 __all__ = [
@@ -156,6 +179,7 @@ _AUDITED = (
     "dispatched_at",
     "rectified_at",
     "closed_at",
+    "listed",
 )
 _PUBLIC = [c for c in warnings_table.c if c.name not in ("geom", "geom_3857")]
 _RANKING_KEYS = {
@@ -221,12 +245,20 @@ def source_id(finding: Finding) -> str:
     return f"{finding.rule}|{finding.subject_id}|{finding.period}"
 
 
+#: The states whose step can be overdue (everything but closed).
+_OPEN = ("raised", "dispatched", "rectified")
+
+
 def _overdue_clause(now: dt.datetime, settings: LoopSettings):
+    """Overdue at ``now``: raised and not dispatched in time, dispatched and
+    past its deadline, rectified and not verified in time."""
     t = warnings_table.c
     undispatched = now - dt.timedelta(days=settings.dispatch_within_days)
+    unverified = now - dt.timedelta(days=settings.verify_within_days)
     return or_(
-        and_(t.state == "dispatched", t.deadline < now),
         and_(t.state == "raised", t.raised_at < undispatched),
+        and_(t.state == "dispatched", t.deadline < now),
+        and_(t.state == "rectified", t.rectified_at < unverified),
     )
 
 
@@ -270,9 +302,7 @@ def _audit_many(
     changes: list[tuple[int, Any, Any]],
 ) -> None:
     """The audit rows of many warnings at once; ``changes``: (id, before, after)."""
-    record_many(
-        conn, actor, action, "warning", [(str(w), b, a) for w, b, a in changes]
-    )
+    record_many(conn, actor, action, "warning", [(str(w), b, a) for w, b, a in changes])
 
 
 def _positions(
@@ -356,25 +386,43 @@ class _Seen:
     level: str
     observed: dt.datetime
     evidence: Any
+    listed: bool
 
 
-def _merge(findings: Iterable[Finding]) -> tuple[dict[str, _Seen], list[str]]:
-    """Findings by warning key (highest level, latest observation, last
-    evidence), and the key of each finding in order."""
+def _merge(
+    findings: Iterable[Finding], at: dt.datetime
+) -> tuple[dict[str, _Seen], list[str]]:
+    """Findings by warning key (highest level, latest observation clamped to
+    ``at``, last evidence, listed if any is), and the key of each finding in
+    order."""
     seen: dict[str, _Seen] = {}
     keys: list[str] = []
     for f in findings:
         key = source_id(f)
         keys.append(key)
-        observed = _aware(f.observed_at)
+        observed = min(_aware(f.observed_at), at)
         evidence = _jsonable(f.evidence)
         if key in seen:
             prev = seen[key]
             level = max(prev.level, f.level, key=LEVELS.index)
-            seen[key] = _Seen(f, level, max(prev.observed, observed), evidence)
+            seen[key] = _Seen(
+                f,
+                level,
+                max(prev.observed, observed),
+                evidence,
+                prev.listed or f.listed,
+            )
         else:
-            seen[key] = _Seen(f, f.level, observed, evidence)
+            seen[key] = _Seen(f, f.level, observed, evidence, f.listed)
     return seen, keys
+
+
+def _reopens(closed: Any, observed: dt.datetime, settings: LoopSettings) -> bool:
+    """Whether a finding observed at ``observed`` raises a new occurrence of
+    the closed warning ``closed`` (see :class:`~models.supervision.rules.Finding`)."""
+    if closed.closed_at is None:
+        return False
+    return observed > closed.closed_at + dt.timedelta(days=settings.reopen_after_days)
 
 
 def _changes(current: Any, seen: _Seen) -> dict[str, Any]:
@@ -390,6 +438,8 @@ def _changes(current: Any, seen: _Seen) -> dict[str, Any]:
         changes["summary"] = f.summary
     if current.observed_at is None or seen.observed > current.observed_at:
         changes["observed_at"] = seen.observed
+    if seen.listed and not current.listed:  # like the level: only upwards
+        changes["listed"] = True
     if (
         current.state == "raised"
         and f.responsible
@@ -400,7 +450,14 @@ def _changes(current: Any, seen: _Seen) -> dict[str, Any]:
 
 
 #: Columns a finding seen again may change (bulk UPDATE parameters).
-_UPDATABLE = ("level", "evidence", "summary", "observed_at", "responsible")
+_UPDATABLE = (
+    "level",
+    "evidence",
+    "summary",
+    "observed_at",
+    "responsible",
+    "listed",
+)
 
 
 def raise_findings(
@@ -413,19 +470,20 @@ def raise_findings(
 ) -> RaiseResult:
     """Raise a warning per new finding; update the open warning of a known one.
 
-    A finding for an open warning (raised, dispatched, rectified) updates its
-    evidence, summary, observation time and level (never lower), and its
-    responsible party while it is still only raised; its state never changes.
-    A finding for a closed warning raises the next occurrence when observed
-    after the closure, else it changes nothing. Findings sharing a key within
-    one call are merged (highest level, latest observation, the last one's
-    evidence); the repeats count as unchanged. ``ids`` has the warning of
-    every finding, in order.
+    ``at`` is the evaluation time; every ``observed_at`` later than it counts
+    as ``at``. A finding for an open warning (raised, dispatched, rectified)
+    updates its evidence, summary, observation time, level and listing (never
+    lower), and its responsible party while it is still only raised; its state
+    never changes. A finding for a closed warning raises the next occurrence
+    when observed later than ``closed_at + settings.reopen_after_days``, else
+    it changes nothing. Findings sharing a key within one call are merged
+    (highest level, latest observation, the last one's evidence); the repeats
+    count as unchanged. ``ids`` has the warning of every finding, in order.
     """
     settings = settings or loop_settings()
     at = _aware(at or _now())
     t = warnings_table
-    seen, keys = _merge(findings)
+    seen, keys = _merge(findings, at)
     result = RaiseResult(unchanged=len(keys) - len(seen))
     if not seen:
         return result
@@ -453,9 +511,7 @@ def raise_findings(
                 updates.append((current, changes))
             else:
                 result.unchanged += 1
-        elif current is not None and (
-            current.closed_at is None or s.observed <= current.closed_at
-        ):
+        elif current is not None and not _reopens(current, s.observed, settings):
             id_of[key] = current.id
             result.unchanged += 1
         else:
@@ -527,6 +583,7 @@ def raise_findings(
                     "evidence": s.evidence,
                     "source_standard": rule.source,
                     "located": located,
+                    "listed": s.listed,
                     "lon": lon,
                     "lat": lat,
                 }
@@ -656,12 +713,29 @@ def _apply(
 def _deadline(
     row, deadline: dt.datetime | None, at: dt.datetime, settings: LoopSettings
 ) -> dt.datetime:
+    """The deadline given, else the domain's (its deadline hook), else by level."""
     if deadline is None:
-        return at + dt.timedelta(days=settings.deadline_days(row.level))
+        hook = deadline_hook(row.domain)
+        due = hook(row._mapping, at) if hook is not None else None
+        if due is None:
+            return at + dt.timedelta(days=settings.deadline_days(row.level))
+        return _aware(due)
     deadline = _aware(deadline)
     if deadline <= at:
         raise InvalidParameter(f"deadline {deadline.isoformat()} is not in the future")
     return deadline
+
+
+#: What a supervised-listed warning's notice says (挂牌督办, DOMAIN §6).
+LISTING_NOTE = "挂牌督办"
+
+
+def _notice(row, note: str) -> str:
+    """The dispatcher's note, with the supervised listing when it is listed."""
+    note = (note or "").strip()
+    if not row.listed or LISTING_NOTE in note:
+        return note
+    return f"{note}（{LISTING_NOTE}）" if note else LISTING_NOTE
 
 
 def dispatch(
@@ -676,7 +750,8 @@ def dispatch(
     settings: LoopSettings | None = None,
 ) -> dict[str, Any]:
     """raised -> dispatched: to ``responsible`` (default: the finding's party),
-    due by ``deadline`` (default: by level, ``LoopSettings.deadline_days_*``)."""
+    due by ``deadline`` (default: the domain's deadline hook, else by level,
+    ``LoopSettings.deadline_days_*``); a listed warning's note says so."""
     settings = settings or loop_settings()
     at = _aware(at or _now())
     row = _lock(conn, warning_id)
@@ -695,7 +770,7 @@ def dispatch(
         to_state,
         {"responsible": party, "deadline": due, "dispatched_at": at, "overdue": False},
         at,
-        note=note,
+        note=_notice(row, note),
         deadline=due,
     )
 
@@ -747,12 +822,21 @@ def verify(
     settings: LoopSettings | None = None,
 ) -> dict[str, Any]:
     """rectified -> closed (accept, 销号) or -> dispatched (reject: sent back
-    with a reason in ``note`` and a new deadline, by level unless given)."""
+    with a reason in ``note`` and a new deadline, the domain's or by level
+    unless given). With ``settings.four_eyes``, whoever recorded the
+    rectification may not verify it (:class:`Forbidden`)."""
     settings = settings or loop_settings()
     at = _aware(at or _now())
     row = _lock(conn, warning_id)
     action = "accept" if accept else "reject"
     to_state = _step(row, action)
+    if settings.four_eyes:
+        rectifier = _rectifier(conn, warning_id)
+        if rectifier == actor.name:
+            raise Forbidden(
+                f"warning {warning_id}: {actor.name} recorded its rectification "
+                "and may not verify it too (four-eyes rule, GIS_LOOP_FOUR_EYES)"
+            )
     if accept:
         return _apply(
             conn,
@@ -780,6 +864,17 @@ def verify(
     )
 
 
+def _rectifier(conn: Connection, warning_id: int) -> str | None:
+    """Who recorded the warning's latest rectification."""
+    e = supervision_warning_events
+    return conn.execute(
+        select(e.c.actor)
+        .where(e.c.warning_id == warning_id, e.c.action == "rectify")
+        .order_by(e.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
 def escalate_overdue(
     conn: Connection,
     now: dt.datetime,
@@ -788,9 +883,12 @@ def escalate_overdue(
 ) -> list[int]:
     """Escalate every overdue warning by one level (at most once per interval).
 
-    Overdue: dispatched and past its deadline, or raised and not dispatched
-    within ``dispatch_within_days``. Also refreshes the ``overdue`` flag of
-    every open warning. Returns the ids escalated.
+    Overdue: raised and not dispatched within ``dispatch_within_days``,
+    dispatched and past its deadline, or rectified and not verified within
+    ``verify_within_days``. Each escalation writes an event and an audit row.
+    Also refreshes the ``overdue`` flag of every warning, a derived value,
+    without an event or audit row (see the module doc). Returns the ids
+    escalated.
     """
     settings = settings or loop_settings()
     now = _aware(now)
@@ -799,7 +897,7 @@ def escalate_overdue(
     since = now - dt.timedelta(days=settings.escalation_interval_days)
     rows = conn.execute(
         select(*_PUBLIC)
-        .where(t.c.state.in_(("raised", "dispatched")), overdue)
+        .where(t.c.state.in_(_OPEN), overdue)
         .order_by(t.c.id)
         .with_for_update()
     ).all()
@@ -824,11 +922,12 @@ def escalate_overdue(
         events, audits = [], []
         for row in due:
             level = row.escalation + 1
-            late = (
-                f"deadline {row.deadline.isoformat()}"
-                if row.state == "dispatched"
-                else f"not dispatched since {row.raised_at.isoformat()}"
-            )
+            if row.state == "raised":
+                late = f"not dispatched since {row.raised_at.isoformat()}"
+            elif row.state == "dispatched":
+                late = f"deadline {row.deadline.isoformat()}"
+            else:
+                late = f"not verified since {row.rectified_at.isoformat()}"
             note = f"escalated to {ESCALATION_NAMES[level]} ({late})"
             events.append(
                 _event_row(
@@ -840,7 +939,9 @@ def escalate_overdue(
             audits.append((row.id, _snapshot(row), after))
         conn.execute(insert(supervision_warning_events), events)
         _audit_many(conn, actor, "warning.escalate", audits)
-    # the flag the map colours by: true exactly for the overdue open warnings
+    # the flag the map colours by: true exactly for the overdue open warnings.
+    # Derived (state, deadline and step times at ``now``), so no event or
+    # audit row: the escalations above and the steps are what is recorded.
     conn.execute(
         update(t)
         .where(t.c.state != "closed", overdue, t.c.overdue.isnot(True))
@@ -892,12 +993,16 @@ def list_warnings(
     level: str | None = None,
     overdue: bool | None = None,
     rule: str | None = None,
+    listed: bool | None = None,
     limit: int = 100,
     offset: int = 0,
     now: dt.datetime | None = None,
     settings: LoopSettings | None = None,
 ) -> list[dict[str, Any]]:
     """Warnings matching every given filter, most severe and newest first.
+
+    ``listed``: only the supervised-listed (挂牌督办) warnings, or only the
+    others.
 
     ``overdue`` is decided at ``now`` (default: the current time), not read
     from the stored flag, so it is right between escalation runs.
@@ -929,6 +1034,8 @@ def list_warnings(
             query = query.where(col == value)
     if overdue is not None:
         query = query.where(late if overdue else ~late)
+    if listed is not None:
+        query = query.where(func.coalesce(t.c.listed, False).is_(listed))
     level_rank = func.array_position(
         text(f"ARRAY[{', '.join(repr(x) for x in LEVELS)}]::text[]"), t.c.level
     )

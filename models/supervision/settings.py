@@ -39,9 +39,20 @@ class LoopSettings(BaseSettings):
     dispatch_within_days: float = Field(
         default=1.0,
         gt=0,
-        description="[S] A raised warning not dispatched within this many days is "
-        "overdue (Guangzhou 2019 guidance: reported within one working day; "
-        "approximated by one calendar day).",
+        description="[D] A raised warning not dispatched within this many "
+        "calendar days is overdue. Design default: no rule sets a time to "
+        "dispatch a warning; one day is borrowed from the 2019 Guangzhou "
+        "guidance [S], where a village river chief reports a problem they cannot "
+        "solve within one working day (a different step, and working days, "
+        "which this count does not skip).",
+    )
+    verify_within_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="[D] A rectified warning not verified (closed or sent back) "
+        "within this many calendar days of the reply is overdue and escalates "
+        "like the other steps. Design default: a week to check a reply, on site "
+        "when needed; no rule found sets it.",
     )
     escalation_interval_days: float = Field(
         default=7.0,
@@ -49,12 +60,31 @@ class LoopSettings(BaseSettings):
         description="[D] An overdue warning escalates at most once per this many "
         "days (督办 -> 约谈 -> 通报).",
     )
+    reopen_after_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="[D] A closed warning's key raises a new occurrence only for "
+        "a finding observed later than this many days after the closure: until "
+        "then the record feeds may still show the condition a rectification "
+        "verified on site has removed (a monthly feed, a late upload). Design "
+        "default: one monthly reporting cycle.",
+    )
+    four_eyes: bool = Field(
+        default=True,
+        description="[D] Four-eyes rule: the person who recorded a "
+        "rectification may not verify it (close or send it back). Design default "
+        "(separation of duties).",
+    )
     evidence_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "evidence",
         description="Where rectification photos and files are stored, by sha256.",
     )
     evidence_max_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1, description="Largest evidence file accepted."
+        default=10 * 1024 * 1024,
+        ge=1,
+        description="[D] Largest evidence file accepted, in bytes (413 above). "
+        "Keep it under GIS_LIMITS_MAX_UPLOAD_BYTES, the body limit of the upload "
+        "routes, or that generic limit answers first.",
     )
     fallback_lon: float = Field(
         default=113.2644,

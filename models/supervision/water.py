@@ -7,8 +7,11 @@ yellow, orange or red segment as a supervision warning, so it follows the same
 loop as every other warning: dispatched to the segment's river chief (the
 responsible party), rectified with photos, verified and closed (销号) or sent
 back, escalated when overdue. Its level, probability, grades and reasons are
-the evidence; a segment warned again after its warning was closed raises a
-new one (``models.supervision.loop``).
+the evidence. The evidence is the model's scoring: ``observed_at`` is the
+segment's ``computed_at`` (the evaluation time when it has none), so a segment
+still warned by a scoring made more than ``GIS_LOOP_REOPEN_AFTER_DAYS`` after
+its warning was closed raises a new one, and a stale scoring never does
+(``rules.Finding``).
 
 The thresholds are the water domain's own (``GIS_WATER_*``: probability
 cut-offs, black-odorous and GB 3838 limits); this module adds no threshold.
@@ -26,6 +29,7 @@ from models.supervision.rules import (
     LEVELS,
     Finding,
     Rule,
+    evaluation_time,
     register_evaluator,
     register_rule,
 )
@@ -77,22 +81,22 @@ ORDER BY w.segment_code, r.id
 def evaluate(conn: Connection, as_of: dt.date) -> list[Finding]:
     """One finding per segment currently warned yellow, orange or red."""
     rows = conn.execute(WARNINGS_SQL, {"levels": list(LEVELS)}).mappings().all()
-    end = dt.datetime.combine(as_of, dt.time(23, 59, 59), tzinfo=dt.UTC)
-    return [_finding(row, end) for row in rows]
+    at = evaluation_time(as_of)
+    return [_finding(row, at) for row in rows]
 
 
-def _finding(row: Any, end: dt.datetime) -> Finding:
+def _finding(row: Any, at: dt.datetime) -> Finding:
     reasons = row["reasons"]
     if isinstance(reasons, str):
         reasons = json.loads(reasons)
-    observed = row["computed_at"] or end
     name = row["name"] or row["segment_code"]
     return Finding(
         rule=RELAPSE.id,
         subject_layer="rivers" if row["river_id"] else None,
         subject_id=row["river_id"] or row["segment_code"],
         level=row["level"],
-        observed_at=min(observed, end),
+        # the scoring is the evidence (the loop clamps a later one to ``at``)
+        observed_at=row["computed_at"] or at,
         # a standing condition: one open warning per segment while it lasts
         period="",
         summary=f"{name} ({row['segment_code']}): {row['level']} relapse warning",
