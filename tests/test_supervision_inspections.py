@@ -627,6 +627,43 @@ def test_photo_reference_is_checked_at_ingest_and_its_file_followed(
     assert evidence_of_problem_5()["photo_stored"] is True
 
 
+def test_cli_ingest_warns_of_photos_not_stored(
+    engine, clean, db_settings, monkeypatch, tmp_path
+):
+    import typer
+    from typer.testing import CliRunner
+
+    from gis_server.cli_supervision import console, ingest_feed_command
+    from gis_server.settings import database_settings, ingest_settings
+
+    _loaded(engine)
+    monkeypatch.setenv("DATABASE_URL", db_settings.effective_url())
+    monkeypatch.setenv("GIS_INGEST_REPORT_DIR", str(tmp_path / "reports"))
+    monkeypatch.setattr(console, "_width", 250)
+    database_settings.cache_clear()
+    ingest_settings.cache_clear()
+    sha = hashlib.sha256(b"never uploaded").hexdigest()
+    path = tmp_path / "problems.csv"
+    path.write_text(
+        "inspection_id,problem_no,description,photo_sha256\n"
+        f"{PREFIX}A,8,漏水,{sha}\n{PREFIX}A,9,渗漏,not-a-hash\n",
+        encoding="utf-8",
+    )
+    app = typer.Typer()
+    app.command()(ingest_feed_command)
+    try:
+        res = CliRunner().invoke(
+            app, ["inspection_problems", str(path), "--source", "test-insp"]
+        )
+    finally:
+        database_settings.cache_clear()
+        ingest_settings.cache_clear()
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, out
+    assert "rejected 1" in out  # the malformed reference
+    assert f"{PREFIX}A/8 ({sha[:12]})" in out and "not stored yet" in out
+
+
 def test_migration_matches_the_declarations(engine):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
