@@ -760,6 +760,10 @@ def test_list_and_rankings(engine, settings):
         assert list_warnings(conn, domain="testloop", state="closed")[0]["id"] == c
         with pytest.raises(InvalidParameter):
             list_warnings(conn, state="bogus")
+        with pytest.raises(InvalidParameter, match="NUL"):  # not a 500
+            list_warnings(conn, rule="testloop\x00")
+        with pytest.raises(InvalidParameter, match="NUL"):
+            rankings(conn, "district", domain="\x00")
         ranks = rankings(conn, "district", now=T0, settings=settings)
         tianhe = next(r for r in ranks if r["key"] == "天河区")
         assert tianhe["total"] >= 2 and tianhe["red"] >= 1 and tianhe["open"] >= 2

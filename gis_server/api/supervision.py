@@ -351,9 +351,11 @@ def evidence(
     """A photo of a reply, or of an inspection problem, of a warning the caller
     may see; the bytes served are the ones checked against the checksum."""
     _reader(request, principal)
-    from models.supervision.evidence import read_evidence
+    from models.supervision.evidence import is_sha256, read_evidence
     from models.supervision.settings import loop_settings
 
+    if not is_sha256(sha256):
+        raise NotFound(f"no evidence {sha256[:80]!r}")
     ref = orjson.dumps([{"sha256": sha256}]).decode()
     photo = orjson.dumps({"photo_sha256": sha256}).decode()
     with engine.connect() as conn:  # the warning must be in the caller's scope

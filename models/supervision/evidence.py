@@ -64,7 +64,7 @@ supervision_evidence = Table(
 #: Types accepted as evidence, by their leading bytes.
 CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "application/pdf")
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 
 
 class EvidenceCorrupt(GisServerError):
@@ -122,6 +122,15 @@ def clean_name(name: str | None) -> str:
     if base in ("", ".", ".."):
         base = "evidence"
     return base[:200]
+
+
+def is_sha256(value: str | None) -> bool:
+    """Whether ``value`` is a SHA-256 as stored here (64 lowercase hex digits).
+
+    >>> is_sha256("ab" * 32), is_sha256("AB" * 32), is_sha256("../x")
+    (True, False, False)
+    """
+    return bool(_SHA256.match(value or ""))
 
 
 def relative_path(sha256: str) -> str:
@@ -229,7 +238,7 @@ def read_evidence(sha256: str, settings: LoopSettings) -> bytes:
     :class:`NotFound` for an unknown or malformed hash and
     :class:`EvidenceCorrupt` when the file on disk no longer matches it.
     """
-    if not _SHA256.match(sha256 or ""):
+    if not is_sha256(sha256):
         raise NotFound(f"no evidence {sha256!r}")
     path = settings.evidence_dir / relative_path(sha256)
     try:

@@ -962,6 +962,14 @@ def escalate_overdue(
 # -- reading ------------------------------------------------------------------
 
 
+def _plain_text(**filters: str | None) -> None:
+    """Text filters PostgreSQL can compare: no NUL character (it cannot hold
+    one, so no warning matches it; the caller is told instead of a 500)."""
+    for name, value in filters.items():
+        if value is not None and "\x00" in value:
+            raise InvalidParameter(f"{name} contains a NUL character")
+
+
 def get_warning(conn: Connection, warning_id: int) -> dict[str, Any]:
     """One warning with its position (lon, lat) and its events, oldest first."""
     t = warnings_table
@@ -1014,6 +1022,7 @@ def list_warnings(
         raise InvalidParameter(f"level must be one of {', '.join(LEVELS)}")
     if not 0 < limit <= 10_000 or offset < 0:
         raise InvalidParameter("limit must be 1..10000 and offset >= 0")
+    _plain_text(responsible=responsible, domain=domain, district=district, rule=rule)
     t = warnings_table
     late = _overdue_clause(_aware(now or _now()), settings)
     query = select(
@@ -1067,6 +1076,7 @@ def rankings(
     """
     if by not in _RANKING_KEYS:
         raise InvalidParameter(f"rank by one of {', '.join(_RANKING_KEYS)}")
+    _plain_text(domain=domain, district=district)
     settings = settings or loop_settings()
     t = warnings_table
     key = _RANKING_KEYS[by]
