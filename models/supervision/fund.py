@@ -614,6 +614,10 @@ def evaluate(
     conn: Connection, as_of: dt.date, settings: FundRules | None = None
 ) -> list[Finding]:
     """Every fund rule on each centre's latest month up to ``as_of``."""
+    # TODO(no staleness rule yet): a centre that stopped reporting keeps its last
+    # month's standing conditions, observed at every evaluation; a "report
+    # overdue" rule (and not observing stale figures) needs the reporting
+    # deadline of the centres, which DOMAIN.md does not give.
     s = settings or FundRules()
     rows = conn.execute(
         text(
