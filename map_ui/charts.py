@@ -184,16 +184,23 @@ def bar_chart(
     series_titles: dict[str, str] | None = None,
     colors: dict[str, str] | None = None,
     empty_text: str | None = None,
+    stacked: bool = False,
 ) -> bytes:
     """Horizontal bars of ``values`` (one key, or several side by side) per row.
 
     ``rows`` are dicts (already ranked: the first row is drawn on top), ``label``
-    the key of each bar's label. A chart of no rows says "no data".
+    the key of each bar's label. With ``stacked`` several values are stacked
+    in one bar per row (each segment labelled inside). A chart of no rows says
+    "no data".
 
     Examples
     --------
     >>> png = bar_chart([{"d": "A", "n": 3}, {"d": "B", "n": 1}], "d", "n", "t")
     >>> png[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+    True
+    >>> rows = [{"d": "A", "x": 1, "y": 2}]
+    >>> bar_chart(rows, "d", ["x", "y"], "t", stacked=True) != bar_chart(
+    ...     rows, "d", ["x", "y"], "t")
     True
     """
     keys = [values] if isinstance(values, str) else list(values)
@@ -202,15 +209,23 @@ def bar_chart(
         return _no_data(fig, ax, empty_text)
     labels = [str(r.get(label) if r.get(label) is not None else "—") for r in rows]
     n, k = len(rows), len(keys)
-    height = 0.8 / k
+    height = 0.8 if stacked else 0.8 / k
+    left = [0.0] * n
     for i, key in enumerate(keys):
-        ys = [j + (i - (k - 1) / 2) * height for j in range(n)]
+        if stacked:
+            ys = list(range(n))
+        else:
+            ys = [j + (i - (k - 1) / 2) * height for j in range(n)]
         xs = [float(r.get(key) or 0) for r in rows]
         color = (colors or {}).get(key, PALETTE[i % len(PALETTE)])
         bars = ax.barh(ys, xs, height=height, color=color,
+                       left=left if stacked else None,
                        label=(series_titles or {}).get(key, key))
         ax.bar_label(bars, labels=[f"{x:g}" if x else "" for x in xs],
-                     fontsize=8, padding=2)
+                     fontsize=8, padding=2,
+                     label_type="center" if stacked else "edge")
+        if stacked:
+            left = [a + b for a, b in zip(left, xs, strict=True)]
     ax.set_yticks(range(n), labels)
     ax.invert_yaxis()
     ax.spines[["top", "right"]].set_visible(False)

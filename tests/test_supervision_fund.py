@@ -15,6 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from gis_server.audit import Actor
 from gis_server.errors import NotFound
 from ingest.feeds import load_feed
 from ingest.loader import load_batch
@@ -22,6 +23,8 @@ from layers import get_layer, metadata
 from layers.feeds import get_feed
 from layers.supervision.fund import FEEDS, FUND_CENTRES
 from models.supervision import fund as F
+from models.supervision import loop
+from models.supervision.engine import end_of_day
 from models.supervision.fund import FundRules
 from models.supervision.rules import EVALUATORS, RULES
 
@@ -36,6 +39,12 @@ S = FundRules()
 def db(engine) -> Iterator:
     def clean() -> None:
         with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "DELETE FROM layer_supervision_warnings "
+                    "WHERE domain = 'fund' AND subject_id LIKE 'T%'"
+                )
+            )
             conn.execute(
                 text("DELETE FROM layer_fund_centres WHERE source IN (:a, :b)"),
                 {"a": SOURCE, "b": DEMO},
@@ -57,21 +66,28 @@ def _months(
     flows: list[float],
     overdue_permille: float = 0.5,
     largest: float = 100.0,
+    issued: float = 500.0,
+    repaid: float = 500.0,
 ) -> list[dict]:
     """Rows of consecutive months ending at ``last`` with the given loan ratios
-    and net flows (deposit balance 100 000 thousand yuan)."""
+    and net flows (deposit balance 100 000 thousand yuan).
+
+    Deposits and withdrawals are set so that deposits + ``repaid`` -
+    withdrawals - ``issued`` is the wanted flow.
+    """
     out = []
     n = len(ratios)
     for i, (ratio, flow) in enumerate(zip(ratios, flows, strict=True)):
         k = last.year * 12 + last.month - 1 - (n - 1 - i)
         loans = ratio * 100_000
+        lending = flow - (repaid - issued)  # what deposits - withdrawals must be
         out.append(
             {
                 "month": D(k // 12, k % 12 + 1, 1),
-                "deposits": 1000.0 + max(flow, 0),
-                "withdrawals": 1000.0 - min(flow, 0),
-                "loans_issued": 500.0,
-                "principal_repaid": 500.0,
+                "deposits": 1000.0 + max(lending, 0),
+                "withdrawals": 1000.0 - min(lending, 0),
+                "loans_issued": issued,
+                "principal_repaid": repaid,
                 "deposit_balance": 100_000.0,
                 "loan_balance": loans,
                 "overdue_loan_balance": loans * overdue_permille / 1000,
@@ -90,6 +106,19 @@ def _load_centre(engine, code: str, rows: list[dict]) -> None:
         source=SOURCE,
     )
     assert report.rejected == 0, report.issues
+
+
+def _centre_feature(engine, code: str, name_zh: str = "测试") -> None:
+    """A centre of the layer (the choropleth draws the layer's centres)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO layer_fund_centres (source, source_id, source_part, "
+                "code, name, name_zh, geom) VALUES (:s, :c, 0, :c, :c, :n, "
+                "ST_Multi(ST_MakeEnvelope(113.2, 23.0, 113.4, 23.2, 4326)))"
+            ),
+            {"s": SOURCE, "c": code, "n": name_zh},
+        )
 
 
 def _findings(engine, rule: str, as_of: dt.date = AS_OF, settings: FundRules = S):
@@ -145,8 +174,10 @@ def test_liquidity_levels_each_side(db, ratio, flows, level, colour, alert):
         assert (f.level, f.evidence["liquidity_level"], f.period) == (
             colour,
             level,
-            "2026-10",
+            "",  # a standing condition: one warning per centre
         )
+        assert f.evidence["month"] == "2026-10-01"
+        assert f.observed_at == end_of_day(AS_OF)
     else:
         assert "T1" not in liq
     assert ("T1" in alerts) is alert
@@ -154,6 +185,108 @@ def test_liquidity_levels_each_side(db, ratio, flows, level, colour, alert):
         series = F.centre_metrics(conn, "T1")
     assert series[-1]["liquidity_level"] == level
     assert series[-1]["loan_ratio"] == pytest.approx(ratio)
+
+
+@pytest.mark.parametrize(
+    ("deposits", "withdrawals", "issued", "repaid", "expected"),
+    [
+        (100.0, 90.0, 40.0, 20.0, -10.0),
+        (100.0, 90.0, 20.0, 40.0, 30.0),  # repaid > issued: money comes back
+        (100.0, 100.0, 0.0, 25.0, 25.0),
+        (100.0, 100.0, 25.0, 0.0, -25.0),
+        (0.0, 50.0, 10.0, 70.0, 10.0),
+        (100.0, None, 1.0, 1.0, None),
+    ],
+)
+def test_net_flow_formula(deposits, withdrawals, issued, repaid, expected):
+    """net flow = deposits + principal repaid - withdrawals - loans issued."""
+    assert F.net_flow(deposits, repaid, withdrawals, issued) == expected
+
+
+@pytest.mark.parametrize(
+    ("issued", "repaid", "level"),
+    [
+        # deposits == withdrawals: the sign is the lending's alone
+        (800.0, 500.0, 1),  # more lent than repaid: -300 a month, level 1
+        (500.0, 800.0, 0),  # more repaid than lent: +300 a month, no level
+    ],
+)
+def test_net_flow_of_lending_decides_level_1(db, issued, repaid, level):
+    flow = repaid - issued
+    rows = _months(D(2026, 10, 1), [0.87] * 3, [flow] * 3, issued=issued, repaid=repaid)
+    assert all(r["deposits"] == r["withdrawals"] == 1000.0 for r in rows)
+    _load_centre(db, "T10", rows)
+    _centre_feature(db, "T10")
+    with db.connect() as conn:
+        series = F.centre_metrics(conn, "T10")
+    assert [p["net_flow"] for p in series] == [flow] * 3
+    assert series[-1]["liquidity_level"] == level
+    assert ("T10" in _findings(db, "fund.liquidity")) is bool(level)
+    assert ("T10" in _findings(db, "fund.loan_ratio")) is not bool(level)
+    with db.connect() as conn:
+        (row,) = [c for c in F.choropleth(conn, D(2026, 10, 1)) if c["code"] == "T10"]
+    assert row["net_flow"] == flow and row["liquidity_level"] == level
+
+
+def test_a_lasting_condition_is_one_warning_updated_monthly(db):
+    """Six months at liquidity level 3 are one warning, carrying the latest
+    month's figures; large flows stay one warning per month."""
+    load_feed(
+        db,
+        get_feed("fund_centre_limits"),
+        source=SOURCE,
+        records=[
+            {
+                "centre_code": "T11",
+                "large_flow_limit": 100,
+                "effective_from": "2020-01-01",
+            }
+        ],
+    )
+    ratios = [0.95, 0.96, 0.97, 0.96, 0.955, 0.97]
+    rows = _months(D(2026, 10, 1), ratios, [1.0] * 6, largest=600.0)
+    _load_centre(db, "T11", rows)
+    actor = Actor("test")
+    ids = {}
+    for k, row in enumerate(rows):
+        as_of = F._add_months(row["month"], 1) - dt.timedelta(days=1)
+        with db.begin() as conn:
+            found = [f for f in F.evaluate(conn, as_of) if f.subject_id == "T11"]
+            result = loop.raise_findings(conn, found, actor, at=end_of_day(as_of))
+        for f, wid in zip(found, result.ids, strict=True):
+            ids.setdefault((f.rule, f.period), set()).add(wid)
+        assert {f.rule for f in found} == {"fund.liquidity", "fund.large_flow"}, k
+    assert len(ids["fund.liquidity", ""]) == 1  # one warning all along
+    flows = [key for key in ids if key[0] == "fund.large_flow"]
+    assert len(flows) == 6 and all(len(ids[key]) == 1 for key in flows)
+    (wid,) = ids["fund.liquidity", ""]
+    with db.connect() as conn:
+        w = loop.get_warning(conn, wid)
+    assert w["evidence"]["month"] == "2026-10-01"
+    assert w["evidence"]["loan_ratio"] == pytest.approx(0.97)
+    assert w["observed_at"] == end_of_day(D(2026, 10, 31))
+    assert "2026-10" in w["summary"]
+
+
+def test_a_large_flow_mid_month_is_not_observed_in_the_future(db):
+    load_feed(
+        db,
+        get_feed("fund_centre_limits"),
+        source=SOURCE,
+        records=[
+            {
+                "centre_code": "T12",
+                "large_flow_limit": 100,
+                "effective_from": "2020-01-01",
+            }
+        ],
+    )
+    _load_centre(db, "T12", _months(D(2026, 11, 1), [0.6], [1.0], largest=600.0))
+    mid = D(2026, 11, 15)
+    f = _findings(db, "fund.large_flow", mid)["T12"]
+    assert f.period == "2026-11" and f.observed_at == end_of_day(mid)
+    f = _findings(db, "fund.large_flow", D(2026, 12, 3))["T12"]
+    assert f.observed_at == dt.datetime(2026, 12, 1, tzinfo=F.TZ)
 
 
 def test_a_missing_month_breaks_the_negative_run(db):

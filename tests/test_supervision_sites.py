@@ -22,11 +22,14 @@ from layers import metadata
 from layers.feeds import get_feed
 from layers.supervision.sites import FEEDS, looks_like_id_number
 from models.supervision import sites as S
+from models.supervision.engine import end_of_day
 from models.supervision.rules import EVALUATORS, RULES
 from models.supervision.sites import SiteRules, add_working_days, working_days_between
 
 D = dt.date
 AS_OF = D(2026, 11, 30)  # a Monday
+TZ = S.TZ
+NOW = end_of_day(AS_OF)  # when a standing condition is observed
 SOURCE = "test_sites"
 RULES_ = SiteRules()
 
@@ -119,6 +122,7 @@ def test_registered_with_the_loop():
     assert {r for r in RULES if r.startswith("sites.")} >= {
         "sites.attendance_without_wage",
         "sites.paid_ratio",
+        "sites.paid_without_attendance",
         "sites.no_labour_cost_transfer",
         "sites.no_wage_deposit",
         "sites.deposit_below_minimum",
@@ -172,7 +176,11 @@ def test_attendance_without_wage_each_side_of_the_due_date(db):
         1,
     )
     assert f.responsible == "T建设" and f.district == "天河区"
-    assert found["T-U3", "2026-09"].level == "yellow"
+    assert f.observed_at == NOW  # c is still unpaid: a standing condition
+    u3 = found["T-U3", "2026-09"]
+    assert u3.level == "yellow"
+    # all paid, late: observed at the last late payment, not at the evaluation
+    assert u3.observed_at == dt.datetime(2026, 11, 2, tzinfo=TZ)
     # the day after October's due date it is October's turn
     later = _findings(db, "sites.attendance_without_wage", D(2026, 12, 1))
     assert ("T-U1", "2026-10") in later
@@ -183,16 +191,17 @@ def test_attendance_without_wage_each_side_of_the_due_date(db):
     assert red["T-U1", "2026-09"].level == "red"
 
 
-def test_paid_ratio_each_side_of_0_9(db):
+def test_paid_ratio_each_side_of_0_9_and_of_the_red_cut_off(db):
     sep = D(2026, 9, 1)
     ten = [f"w{i}" for i in range(10)]
-    _sites(db, ("T-R9",), ("T-R8",), ("T-R4",))
+    _sites(db, ("T-R9",), ("T-R8",), ("T-R5",), ("T-R4",))
     _load(
         db,
         "site_attendance",
         [
             *_attend("T-R9", ten, sep),
             *_attend("T-R8", ten, sep),
+            *_attend("T-R5", ten, sep),
             *_attend("T-R4", ten, sep),
         ],
     )
@@ -203,17 +212,103 @@ def test_paid_ratio_each_side_of_0_9(db):
         [
             *[_wage("T-R9", w, sep, paid) for w in ten[:9]],
             *[_wage("T-R8", w, sep, paid) for w in ten[:8]],
+            *[_wage("T-R5", w, sep, paid) for w in ten[:5]],
             *[_wage("T-R4", w, sep, paid) for w in ten[:4]],
         ],
     )
     found = _findings(db, "sites.paid_ratio")
-    assert set(found) == {("T-R8", "2026-09"), ("T-R4", "2026-09")}
+    assert set(found) == {("T-R8", "2026-09"), ("T-R5", "2026-09"), ("T-R4", "2026-09")}
     assert found["T-R8", "2026-09"].level == "orange"
     assert found["T-R8", "2026-09"].evidence["ratio"] == 0.8
+    # exactly at paid_ratio_red (0.5) is orange; below it red
+    assert RULES_.paid_ratio_red == 0.5
+    assert found["T-R5", "2026-09"].level == "orange"
+    assert found["T-R5", "2026-09"].evidence["ratio"] == 0.5
     assert found["T-R4", "2026-09"].level == "red"
+    # unpaid workers at the evaluation: a standing condition
+    assert {f.observed_at for f in found.values()} == {NOW}
     # attendance of zero days is no attendance
     _load(db, "site_attendance", _attend("T-R9", ["ghost"], sep, days=0))
     assert ("T-R9", "2026-09") not in _findings(db, "sites.paid_ratio")
+
+
+def test_wages_paid_without_attendance_do_not_hide_unpaid_workers(db):
+    sep = D(2026, 9, 1)
+    ten = [f"w{i}" for i in range(10)]
+    _sites(db, ("T-G8",))
+    _load(db, "site_attendance", _attend("T-G8", ten, sep))
+    paid = D(2026, 10, 10)
+    # 8 of the 10 who attended are paid, and 2 people who never attended are:
+    # 10 wages for 10 attendances, yet 2 workers are unpaid
+    _load(
+        db,
+        "site_wages",
+        [
+            *[_wage("T-G8", w, sep, paid) for w in ten[:8]],
+            _wage("T-G8", "x1", sep, paid),
+            _wage("T-G8", "x2", sep, D(2026, 10, 20)),
+        ],
+    )
+    ratio = _findings(db, "sites.paid_ratio")["T-G8", "2026-09"]
+    assert (ratio.level, ratio.evidence["paid"], ratio.evidence["ratio"]) == (
+        "orange",
+        8,
+        0.8,
+    )
+    ghost = _findings(db, "sites.paid_without_attendance")["T-G8", "2026-09"]
+    assert (ghost.level, ghost.evidence["workers"], ghost.evidence["attended"]) == (
+        "orange",
+        2,
+        10,
+    )
+    # observed at the latest such payment (the records are over)
+    assert ghost.observed_at == dt.datetime(2026, 10, 20, tzinfo=TZ)
+
+
+def test_paid_without_attendance_each_side(db):
+    sep, octo, nov = D(2026, 9, 1), D(2026, 10, 1), D(2026, 11, 1)
+    _sites(db, ("T-H0",), ("T-H1",), ("T-H5",), ("T-HZ",), ("T-HN",))
+    _load(
+        db,
+        "site_attendance",
+        [
+            *_attend("T-H0", ["a", "b"], sep),
+            *_attend("T-H1", ["a"], sep),
+            *_attend("T-H1", ["b"], octo),  # attended, but in another month
+            *_attend("T-HZ", ["a"], sep, days=0),  # zero days: no attendance
+        ],
+    )
+    paid = D(2026, 10, 10)
+    _load(
+        db,
+        "site_wages",
+        [
+            _wage("T-H0", "a", sep, paid),
+            _wage("T-H0", "b", sep, paid),
+            _wage("T-H1", "a", sep, paid),
+            _wage("T-H1", "b", sep, paid),
+            *[_wage("T-H5", f"g{i}", sep, paid) for i in range(5)],
+            _wage("T-HZ", "a", sep, paid),
+            # November is not over on 30 November: its attendance may be to come
+            _wage("T-HN", "a", nov, AS_OF),
+            # paid after the evaluation day: not yet a payment
+            _wage("T-H0", "c", sep, AS_OF + dt.timedelta(days=1)),
+        ],
+    )
+    found = _findings(db, "sites.paid_without_attendance")
+    assert set(found) == {("T-H1", "2026-09"), ("T-H5", "2026-09"), ("T-HZ", "2026-09")}
+    assert found["T-H1", "2026-09"].level == "orange"
+    assert found["T-H5", "2026-09"].level == "red"  # ghost_red_workers = 5
+    assert found["T-H5", "2026-09"].evidence["attended"] == 0
+    assert (
+        _findings(
+            db, "sites.paid_without_attendance", settings=SiteRules(ghost_red_workers=6)
+        )["T-H5", "2026-09"].level
+        == "orange"
+    )
+    # from 1 December November is over
+    later = _findings(db, "sites.paid_without_attendance", D(2026, 12, 1))
+    assert ("T-HN", "2026-11") in later
 
 
 # -- money: transfers and the deposit ----------------------------------------------
@@ -224,6 +319,7 @@ def test_labour_cost_transfer_gap(db):
         db,
         ("T-T31",),
         ("T-T32",),
+        ("T-T62",),
         ("T-T63",),
         ("T-TNONE", "T建设", "active", AS_OF - dt.timedelta(40)),
         ("T-TSUSP", "T建设", "suspended"),
@@ -243,6 +339,11 @@ def test_labour_cost_transfer_gap(db):
                 "amount_yuan": 1e5,
             },
             {
+                "site_id": "T-T62",
+                "transferred_on": AS_OF - dt.timedelta(62),
+                "amount_yuan": 1e5,
+            },
+            {
                 "site_id": "T-T63",
                 "transferred_on": AS_OF - dt.timedelta(63),
                 "amount_yuan": 1e5,
@@ -256,10 +357,14 @@ def test_labour_cost_transfer_gap(db):
         ],
     )
     found = {k[0]: f for k, f in _findings(db, "sites.no_labour_cost_transfer").items()}
-    assert set(found) == {"T-T32", "T-T63", "T-TNONE"}
+    assert set(found) == {"T-T32", "T-T62", "T-T63", "T-TNONE"}
     assert found["T-T32"].level == "orange"
-    assert found["T-T63"].level == "red"
+    # transfer_red_gap_days = 62: 62 days is still orange, 63 red
+    assert RULES_.transfer_red_gap_days == 62
+    assert (found["T-T62"].level, found["T-T62"].evidence["gap_days"]) == ("orange", 62)
+    assert (found["T-T63"].level, found["T-T63"].evidence["gap_days"]) == ("red", 63)
     assert found["T-TNONE"].evidence["last_transfer"] is None
+    assert {f.observed_at for f in found.values()} == {NOW}
 
 
 def test_wage_deposit_due_20_working_days_after_start(db):
@@ -287,13 +392,18 @@ def test_wage_deposit_due_20_working_days_after_start(db):
     # T-D1 paid on that day; a completed site is not checked
     assert set(found) == {("T-D0", "")}
     assert found["T-D0", ""].evidence["due"] == "2026-11-30"
+    # no deposit is a standing condition: observed when evaluated
+    assert found["T-D0", ""].observed_at == end_of_day(D(2026, 12, 1))
     # a listed holiday moves the due date by a working day
     holiday = SiteRules(holidays=(D(2026, 11, 20),))
     assert not _findings(db, "sites.no_wage_deposit", D(2026, 12, 1), holiday)
 
 
 def test_deposit_below_one_percent_of_the_contract(db):
-    _sites(db, ("T-P1",), ("T-P0",), ("T-PX",))
+    """1 % of the contract is the floor: 9 999 of 1 000 000 is short, 10 000 (in
+    two payments) is not. The 3 % ceiling bounds what may be required, so a
+    larger deposit (5 %) is no finding."""
+    _sites(db, ("T-P1",), ("T-P0",), ("T-PX",), ("T-P5",))
     _load(
         db,
         "site_deposits",
@@ -313,11 +423,19 @@ def test_deposit_below_one_percent_of_the_contract(db):
             },
             # no contract amount: nothing to measure against
             {"site_id": "T-PX", "paid_on": D(2025, 1, 10), "amount_yuan": 1},
+            {
+                "site_id": "T-P5",
+                "paid_on": D(2025, 1, 10),
+                "amount_yuan": 50_000,
+                "contract_amount_yuan": 1_000_000,
+            },
         ],
     )
     found = _findings(db, "sites.deposit_below_minimum")
     assert set(found) == {("T-P0", "")}
     assert found["T-P0", ""].evidence["share"] == pytest.approx(0.009999)
+    assert found["T-P0", ""].observed_at == NOW
+    assert not _findings(db, "sites.no_wage_deposit")
 
 
 # -- real-name registration -----------------------------------------------------------
@@ -366,6 +484,11 @@ def test_attendance_without_registration_or_contract(db):
         2,
         3,
     )
+    # November is not over on the 30th: observed at the evaluation; once it is
+    # over, at its end (the attendance records are what was seen)
+    assert n5.observed_at == NOW
+    later = _findings(db, "sites.unregistered_attendance", D(2026, 12, 15))
+    assert later["T-N5", "2026-11"].observed_at == dt.datetime(2026, 12, 1, tzinfo=TZ)
 
 
 def test_late_registration(db):
@@ -394,6 +517,7 @@ def test_late_registration(db):
     assert set(found) == {("T-L", "2026-11")}
     assert found["T-L", "2026-11"].evidence["max_days_late"] == 4
     assert found["T-L", "2026-11"].level == "yellow"
+    assert found["T-L", "2026-11"].observed_at == dt.datetime(2026, 11, 5, tzinfo=TZ)
 
 
 # -- enterprises -----------------------------------------------------------------------
@@ -413,6 +537,7 @@ def test_blacklist_flags_every_open_site_and_scores_rank(db):
         "enterprise_records",
         [
             {
+                "record_id": "T-E1",
                 "enterprise": "T黑",
                 "recorded_on": D(2026, 6, 1),
                 "kind": "blacklist",
@@ -420,6 +545,7 @@ def test_blacklist_flags_every_open_site_and_scores_rank(db):
                 "note": "拖欠工资",
             },
             {
+                "record_id": "T-E2",
                 "enterprise": "T好",
                 "recorded_on": D(2026, 6, 1),
                 "kind": "bad_behaviour",
@@ -427,6 +553,7 @@ def test_blacklist_flags_every_open_site_and_scores_rank(db):
                 "note": "未实名",
             },
             {
+                "record_id": "T-E3",
                 "enterprise": "T好",
                 "recorded_on": D(2026, 7, 1),
                 "kind": "credit",
@@ -435,6 +562,7 @@ def test_blacklist_flags_every_open_site_and_scores_rank(db):
             },
             # a blacklisting older than blacklist_days has lapsed
             {
+                "record_id": "T-E4",
                 "enterprise": "T旧",
                 "recorded_on": D(2023, 1, 1),
                 "kind": "blacklist",
@@ -446,6 +574,9 @@ def test_blacklist_flags_every_open_site_and_scores_rank(db):
     found = _findings(db, "sites.blacklisted_contractor")
     assert set(found) == {("T-B1", ""), ("T-B2", "")}
     assert {f.level for f in found.values()} == {"red"}
+    # listed and building at the evaluation: a standing condition
+    assert {f.observed_at for f in found.values()} == {NOW}
+    assert found["T-B1", ""].evidence["blacklisted_on"] == "2026-06-01"
     with db.connect() as conn:
         scores = {r["enterprise"]: r for r in S.enterprise_scores(conn, AS_OF)}
         ranks = [
@@ -462,6 +593,39 @@ def test_blacklist_flags_every_open_site_and_scores_rank(db):
     with db.connect() as conn:
         rows = {r["enterprise"]: r for r in S.enterprise_scores(conn, AS_OF, heavy)}
     assert rows["T好"]["score"] == 50.0
+
+
+def test_an_enterprise_record_is_identified_by_its_number(db):
+    """A record needs no note, and one loaded again with a corrected note,
+    severity or date replaces itself: it is deducted once."""
+    first = {
+        "record_id": "T-R-2026-001",
+        "enterprise": "T改",
+        "recorded_on": D(2026, 6, 1),
+        "kind": "bad_behaviour",
+        "severity": "serious",
+    }
+    report = _load(db, "enterprise_records", [first])
+    assert (report.inserted, report.rejected) == (1, 0)
+
+    def score() -> tuple[float, int]:
+        with db.connect() as conn:
+            row = next(
+                r for r in S.enterprise_scores(conn, AS_OF) if r["enterprise"] == "T改"
+            )
+        return row["score"], row["records"]["bad_behaviour"]
+
+    assert score() == (95.0, 1)
+    edited = {**first, "note": "未按规定实名登记（更正）"}
+    report = _load(db, "enterprise_records", [edited])
+    assert (report.inserted, report.updated) == (0, 1)
+    assert score() == (95.0, 1)
+    report = _load(db, "enterprise_records", [{**edited, "severity": "severe"}])
+    assert report.updated == 1 and score() == (90.0, 1)
+    # a second record of the same kind on the same day is a record of its own
+    second = {**first, "record_id": "T-R-2026-002"}
+    assert _load(db, "enterprise_records", [second]).inserted == 1
+    assert score() == (85.0, 2)
 
 
 # -- working days ----------------------------------------------------------------------
@@ -530,15 +694,25 @@ def test_bad_rows_are_rejected(db):
         "enterprise_records",
         [
             {
+                "record_id": "T-X1",
                 "enterprise": "T",
                 "recorded_on": "2026-01-01",
                 "kind": "praise",
                 "note": "x",
             },
+            # no record number: nothing to identify it by
             {"enterprise": "T", "recorded_on": "2026-01-01", "kind": "credit"},
+            {"record_id": "T-X3", "recorded_on": "2026-01-01", "kind": "credit"},
+            # no note is fine
+            {
+                "record_id": "T-X4",
+                "enterprise": "T",
+                "recorded_on": "2026-01-01",
+                "kind": "credit",
+            },
         ],
     )
-    assert records.rejected == 2
+    assert (records.rejected, records.inserted) == (3, 1)
     with pytest.raises(StrictIngestFailed):
         _load(
             db,

@@ -78,6 +78,15 @@ def _check_trend_subject(request: Request, engine, *, building: str | None,
             raise NotFound("no such chart")
 
 
+def city_wide(request: Request, layer_id: str) -> bool:
+    """Whether the caller reads every feature of ``layer_id`` (city-wide
+    reports, such as the enterprises' credit ranking, need that)."""
+    scope = policy.read_scope(
+        get_principal(request), get_layer(layer_id), request.app.state.auth_settings
+    )
+    return scope.kind == "all"
+
+
 def readable_ids(request: Request) -> set[str]:
     """Ids of the layers the caller may read (pages leave the others out)."""
     return {
@@ -209,7 +218,9 @@ def supervision(
     return _page(supervision_page(engine, settings,
                                   parse_lang(lang, settings.default_lang),
                                   domain=domain, state=state,
-                                  visible=readable_ids(request)))
+                                  visible=readable_ids(request),
+                                  enterprises=city_wide(request,
+                                                        "construction_sites")))
 
 
 @router.get("/maps/supervision/charts/{name}.png",
@@ -226,23 +237,41 @@ def supervision_chart(
         description="`trend`: the reading kind (default `settlement_mm`).")] = None,
     centre: Annotated[str | None, Query(
         description="`trend`: the provident-fund centre code.")] = None,
+    metric: Annotated[str | None, Query(
+        description="`trend` of a centre: `loan_ratio` (default), `net_flow`, "
+                    "`overdue_rate`, `flows` (deposits, withdrawals, loans "
+                    "issued, principal repaid) or `balances`.")] = None,
+    by: Annotated[str | None, Query(
+        description="`ranking_table`: per `district` (default) or fund "
+                    "`centre`.")] = None,
+    months: Annotated[int | None, Query(
+        ge=1, le=120,
+        description="`fund_large_flows`: months counted (default 12).")] = None,
     lang: Lang = None,
 ) -> Response:
-    """`warnings_by_district` (bar), `warnings_by_state` (pie),
-    `warnings_by_domain` (bar), `ranking_table` (a table per district),
-    `fund_centres` (loan ratio per centre, bar) or `trend` (a building's
-    readings or a fund centre's loan ratio, line)."""
+    """`warnings_by_district` and `warnings_by_centre` (bars),
+    `warnings_by_state` (pie), `warnings_by_domain` (bar), `ranking_table`
+    (a table per district or fund centre), `fund_centres` (loan ratio per
+    centre, bar), `fund_large_flows` (months per large-flow band and centre,
+    stacked bars), `enterprise_credit` and `enterprise_table` (the
+    construction enterprises' credit ranking, worst first: city-wide callers
+    only) or `trend` (a building's readings or a fund centre's metric, line).
+    Counts are those of the warnings the caller may see."""
     from map_ui.supervision import chart_png
 
     if (gate := _gate(request, "supervision_warnings")) is not None:
         return gate
     _check_trend_subject(request, engine, building=building, centre=centre)
-    if name == "fund_centres" and "fund_centres" not in readable_ids(request):
+    if (name in ("fund_centres", "fund_large_flows")
+            and "fund_centres" not in readable_ids(request)):
+        raise NotFound("no such chart")
+    if (name in ("enterprise_credit", "enterprise_table")
+            and not city_wide(request, "construction_sites")):
         raise NotFound("no such chart")
     settings = map_settings(request)
     png = chart_png(engine, name, parse_lang(lang, settings.default_lang),
                     domain=domain, state=state, building=building, kind=kind,
-                    centre=centre)
+                    centre=centre, metric=metric, by=by, months=months)
     return Response(png, media_type="image/png",
                     headers={"Cache-Control": "no-cache"})
 

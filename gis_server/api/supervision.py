@@ -485,10 +485,11 @@ def enterprises(
     blacklist (city-wide: for callers reading every construction site)."""
     if _layer_scope(request, principal, "construction_sites").kind != "all":
         raise policy.not_found("enterprises")
-    from models.supervision.sites import enterprise_scores
+    from models.supervision.sites import enterprise_rankings
 
     with engine.connect() as conn:
-        return _json({"enterprises": enterprise_scores(conn, as_of or dt.date.today())})
+        ranked = enterprise_rankings(conn, as_of or dt.date.today())
+        return _json({"enterprises": ranked})
 
 
 @router.get("/supervision/fund/centres", summary="Provident-fund centres, one month")

@@ -280,8 +280,27 @@ ENTERPRISE_RECORDS = register_feed(
         title="Enterprise credit records",
         title_zh="企业信用记录",
         description="Bad-behaviour records, credit (breach-of-trust) records and "
-        "blacklistings of construction enterprises.",
+        "blacklistings of construction enterprises, one row per record under the "
+        "number the issuing platform gave it: a record loaded again (a corrected "
+        "note, severity or date) replaces the one of the same number and is "
+        "deducted once.",
         columns=(
+            Prop(
+                "record_id",
+                "text",
+                "Record number",
+                "记录编号",
+                aliases=(
+                    "record_id",
+                    "record_no",
+                    "record_number",
+                    "记录编号",
+                    "文号",
+                    "决定文号",
+                ),
+                description="The issuing platform's number of the record "
+                "(记录编号, or the decision's document number): what identifies it.",
+            ),
             Prop(
                 "enterprise",
                 "text",
@@ -316,7 +335,8 @@ ENTERPRISE_RECORDS = register_feed(
             ),
             Prop("note", "text", "Note", "说明", aliases=("note", "说明", "reason")),
         ),
-        key=("enterprise", "recorded_on", "kind", "note"),
+        key=("record_id",),
+        required=("enterprise", "recorded_on", "kind"),
         domain="sites",
     )
 )

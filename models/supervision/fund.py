@@ -15,6 +15,13 @@ centre's latest reported month (DOMAIN.md §5); every threshold is a field of
 - a single flow above the centre's own large-flow limit, placed in the
   500-1000 / 1000-1500 / 1500-2000 / >= 2000 thousand-yuan bands [R].
 
+The loan ratio, the liquidity level and the overdue rate are standing
+conditions of a centre: each is one warning per centre and rule (period
+``""``) for as long as it lasts, updated every month with that month's figures
+and observed at the evaluation; a large single flow is an event of its month
+(period ``YYYY-MM``), observed at the end of that month (or the evaluation,
+if earlier).
+
 All amounts are thousand yuan. :func:`centre_metrics` (trend charts) and
 :func:`choropleth` (the map) serve the pages; :func:`demo_centres` and
 :func:`demo_records` make invented demo data.
@@ -37,6 +44,7 @@ from sqlalchemy import Connection, text
 
 from gis_server.errors import NotFound
 from ingest.batch import FeatureBatch
+from models.supervision.engine import end_of_day
 from models.supervision.rules import (
     LEVELS,
     Finding,
@@ -161,7 +169,8 @@ LOAN_RATIO = register_rule(
         subject_layer=LAYER,
         description="Loan ratio at or above the alert line in the latest month "
         "while no liquidity level applies (85-90 % without three negative net "
-        "flows); from a liquidity level on, fund.liquidity reports the centre.",
+        "flows); from a liquidity level on, fund.liquidity reports the centre. "
+        "One warning per centre while it lasts, updated monthly.",
         settings=("loan_ratio_alert",),
     )
 )
@@ -175,7 +184,8 @@ LIQUIDITY = register_rule(
         confidence="S",
         subject_layer=LAYER,
         description="Level 1 (85-90 % and the net flow negative three months "
-        "running), 2 (90-95 %), 3 (>= 95 %) in the latest month.",
+        "running), 2 (90-95 %), 3 (>= 95 %) in the latest month. One warning "
+        "per centre while it lasts, updated monthly with the level.",
         settings=(
             "liquidity_level_1",
             "liquidity_level_2",
@@ -195,7 +205,7 @@ OVERDUE = register_rule(
         confidence="D",
         subject_layer=LAYER,
         description="Overdue loan balance / loan balance above the warning or "
-        "alarm line in the latest month.",
+        "alarm line in the latest month. One warning per centre while it lasts.",
         settings=("overdue_warning_permille", "overdue_alarm_permille"),
     )
 )
@@ -209,7 +219,7 @@ LARGE_FLOW = register_rule(
         confidence="R",
         subject_layer=LAYER,
         description="The month's largest single flow above the limit in force "
-        "for the centre that month.",
+        "for the centre that month; one warning per centre and month.",
         settings=("large_flow_bands", "large_flow_band_levels"),
     )
 )
@@ -347,8 +357,13 @@ def _series(rows: list[Any], settings: FundRules) -> list[dict[str, Any]]:
         out.append(
             {
                 "month": r.month,
+                "deposits": r.deposits,
+                "withdrawals": r.withdrawals,
+                "loans_issued": r.loans_issued,
+                "principal_repaid": r.principal_repaid,
                 "deposit_balance": r.deposit_balance,
                 "loan_balance": r.loan_balance,
+                "overdue_loan_balance": r.overdue_loan_balance,
                 "loan_ratio": ratio,
                 "net_flow": flow,
                 "overdue_rate_permille": overdue,
@@ -383,7 +398,9 @@ def centre_metrics(
     """Monthly series of one centre for trend charts, oldest month first.
 
     Each item: ``month``, ``loan_ratio``, ``net_flow``,
-    ``overdue_rate_permille``, ``liquidity_level`` and the balances. Raises
+    ``overdue_rate_permille``, ``liquidity_level``, the month's flows
+    (``deposits``, ``withdrawals``, ``loans_issued``, ``principal_repaid``)
+    and the balances. Raises
     :class:`NotFound` for a code neither the layer nor the metrics know.
     """
     s = settings or FundRules()
@@ -407,11 +424,13 @@ def centre_metrics(
 def choropleth(
     conn: Connection, month: dt.date, settings: FundRules | None = None
 ) -> list[dict[str, Any]]:
-    """Loan ratio and liquidity level of every centre in ``month``.
+    """Loan ratio, liquidity level, net flow and overdue rate of every centre
+    in ``month``.
 
     One dict per centre of the layer (``code``, ``name``, ``name_zh``,
-    ``loan_ratio``, ``liquidity_level``; both None / 0 without a report for
-    that month), sorted by code.
+    ``month``, ``loan_ratio``, ``liquidity_level``, ``net_flow``,
+    ``overdue_rate_permille``; None, and level 0, without a report for that
+    month), sorted by code.
     """
     s = settings or FundRules()
     month = month.replace(day=1)
@@ -449,6 +468,8 @@ def choropleth(
                 "month": month,
                 "loan_ratio": last and last["loan_ratio"],
                 "liquidity_level": last["liquidity_level"] if last else 0,
+                "net_flow": last and last["net_flow"],
+                "overdue_rate_permille": last and last["overdue_rate_permille"],
             }
         )
     return out
@@ -498,29 +519,41 @@ def large_flow_bands(
     return list(out.values())
 
 
-def _at(month: dt.date) -> dt.datetime:
-    """End of a reported month, Beijing time: when its figures stood."""
-    return dt.datetime.combine(_add_months(month, 1), dt.time(), tzinfo=TZ)
+def _at(month: dt.date, as_of: dt.date) -> dt.datetime:
+    """End of a reported month, Beijing time (when its figures stood), or the
+    end of the evaluation day while the month is not over."""
+    end = dt.datetime.combine(_add_months(month, 1), dt.time(), tzinfo=TZ)
+    return min(end, end_of_day(as_of))
 
 
-def _centre_findings(code: str, group: list[Any], s: FundRules) -> list[Finding]:
-    """The findings of one centre from its last months (oldest first)."""
+def _centre_findings(
+    code: str, group: list[Any], s: FundRules, as_of: dt.date
+) -> list[Finding]:
+    """The findings of one centre from its last months (oldest first).
+
+    Standing conditions (loan ratio, liquidity, overdue rate) have the period
+    ``""``: one warning per centre and rule, observed at the evaluation; a
+    large flow is an event of its month.
+    """
     out: list[Finding] = []
     latest = group[-1]
     series = _series(group, s)
     point = series[-1]
     period = latest.month.strftime("%Y-%m")
     name = latest.name_zh or latest.name or code
+    now = end_of_day(as_of)
 
-    def finding(rule: Rule, level: str, summary: str, **evidence: Any) -> None:
+    def finding(
+        rule: Rule, level: str, summary: str, *, event: bool = False, **evidence: Any
+    ) -> None:
         out.append(
             Finding(
                 rule=rule.id,
                 subject_layer=LAYER,
                 subject_id=code,
                 level=level,
-                observed_at=_at(latest.month),
-                period=period,
+                observed_at=_at(latest.month, as_of) if event else now,
+                period=period if event else "",
                 summary=summary,
                 evidence={"month": latest.month.isoformat(), **evidence},
                 responsible=name,
@@ -570,6 +603,7 @@ def _centre_findings(code: str, group: list[Any], s: FundRules) -> list[Finding]
             f"limit {limit:,.0f} (band {label})",
             largest_single_flow=big,
             limit=limit,
+            event=True,
             band=label,
             large_flows_count=latest.large_flows_count,
         )
@@ -580,6 +614,10 @@ def evaluate(
     conn: Connection, as_of: dt.date, settings: FundRules | None = None
 ) -> list[Finding]:
     """Every fund rule on each centre's latest month up to ``as_of``."""
+    # TODO(no staleness rule yet): a centre that stopped reporting keeps its last
+    # month's standing conditions, observed at every evaluation; a "report
+    # overdue" rule (and not observing stale figures) needs the reporting
+    # deadline of the centres, which DOMAIN.md does not give.
     s = settings or FundRules()
     rows = conn.execute(
         text(
@@ -607,7 +645,7 @@ def evaluate(
         grouped[r.centre_code].append(r)
     out: list[Finding] = []
     for code, group in grouped.items():
-        out += _centre_findings(code, group, s)
+        out += _centre_findings(code, group, s, as_of)
     log.info(
         "fund evaluated",
         extra={

@@ -12,13 +12,26 @@ whose description names its source and confidence mark (DOMAIN.md §4):
   contract and real-name registration, no site entry; a wage deposit is kept.
 - 人社部发〔2021〕65号 [S]: the wage deposit is 1-3 % of the contract amount.
 - Guangzhou's list of violations [S]: paid count differing from the real-name
-  attendance count, attendance bypassing the gates, late registration.
+  attendance count, attendance bypassing the gates, late registration. Both
+  directions are checked: fewer of the attended workers paid
+  (``sites.paid_ratio``) and wages paid to workers with no attendance that
+  month (``sites.paid_without_attendance``, ghost payroll).
 - The triggers (``有考勤无工资`` by the end of the next month, a 0.9 paid /
   attended ratio, a month without a transfer, 20 working days to pay the
   deposit) and the credit-score deductions are design defaults [D].
 
 The responsible party of every finding is the site's contractor (施工总承包单位)
 and its district is the site's, both from ``layer_construction_sites``.
+
+When a finding is observed (``Finding.observed_at``, what the loop re-opens a
+closed warning on): a condition that still holds at the evaluation -- workers
+still unpaid, a paid ratio still short, no transfer, no or too small a
+deposit, a blacklisted contractor's open site, unregistered attendance in a
+month not yet over -- is observed at the end of the evaluation day
+(:func:`models.supervision.engine.end_of_day`); a finding about records that
+are over -- wages all paid but late, wages paid without attendance, late
+registrations, a past month's unregistered attendance -- at its latest record
+(the last payment, the last registration, the end of the month).
 
 Demo records for the feeds (:func:`demo_records`) are at the end.
 """
@@ -39,6 +52,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, text
 
 from layers.supervision.sites import RECORD_KINDS, SEVERITIES
+from models.supervision.engine import end_of_day
 from models.supervision.rules import (
     Finding,
     Rule,
@@ -107,6 +121,14 @@ class SiteRules(BaseSettings):
         le=1,
         description="[D] Paid / attended below this is red (else orange).",
     )
+    ghost_red_workers: int = Field(
+        default=5,
+        ge=1,
+        description="[D] Workers of one site-month paid a wage without any "
+        "attendance that month from which the finding is red (below: orange). "
+        "Guangzhou lists a paid count that differs from the real-name attendance "
+        "count as a violation [S]; one such worker is a finding.",
+    )
     transfer_max_gap_days: int = Field(
         default=31,
         ge=1,
@@ -141,7 +163,9 @@ class SiteRules(BaseSettings):
         ge=0,
         le=1,
         description=f"[S] {DEPOSIT_2021}: the wage deposit is 1-3 % of the "
-        "contract amount; below the 1 % floor is a finding.",
+        "contract amount; below the 1 % floor is a finding. The 3 % is a cap on "
+        "what a department may require, not a violation of the enterprise: a "
+        "larger deposit is never a finding.",
     )
     unregistered_red_workers: int = Field(
         default=5,
@@ -230,9 +254,26 @@ PAID_RATIO = register_rule(
         source=f"{GZ_LIST} [S]; ratio 0.9 [D]",
         confidence="D",
         subject_layer=LAYER,
-        description="Workers paid / workers attended for a site-month whose wages "
-        "are due, below the minimum.",
+        description="Workers paid among those who attended / workers attended, "
+        "for a site-month whose wages are due, below the minimum (a wage paid to "
+        "someone without attendance does not make up for an unpaid worker: see "
+        "sites.paid_without_attendance).",
         settings=("paid_ratio_min", "paid_ratio_red", "wage_due_months"),
+    )
+)
+GHOST_PAYROLL = register_rule(
+    Rule(
+        id="sites.paid_without_attendance",
+        domain=DOMAIN,
+        title="Wages paid without attendance",
+        title_zh="有工资无考勤",
+        source=f"{GZ_LIST}: paid count differs from real-name attendance [S]",
+        confidence="S",
+        subject_layer=LAYER,
+        description="Workers paid a wage for a month (that is over) in which they "
+        "have no real-name attendance at the site (ghost payroll, or attendance "
+        "bypassing the gates); one finding per site-month with the worker count.",
+        settings=("ghost_red_workers", "lookback_months"),
     )
 )
 NO_TRANSFER = register_rule(
@@ -492,6 +533,17 @@ def registration_level(workers: int, red_workers: int) -> str | None:
     return "red" if workers >= red_workers else "orange"
 
 
+def ghost_level(workers: int, red_workers: int) -> str | None:
+    """Level of a site-month with ``workers`` paid without attendance.
+
+    >>> ghost_level(0, 5), ghost_level(1, 5), ghost_level(4, 5), ghost_level(5, 5)
+    (None, 'orange', 'orange', 'red')
+    """
+    if workers <= 0:
+        return None
+    return "red" if workers >= red_workers else "orange"
+
+
 def credit_score(
     records: Iterable[tuple[str, str | None, dt.date]],
     as_of: dt.date,
@@ -552,14 +604,21 @@ sites AS (
 
 
 def _at(day: dt.date) -> dt.datetime:
+    """The start of ``day`` in China Standard Time (a record's day)."""
     return dt.datetime.combine(day, dt.time(), tzinfo=TZ)
+
+
+def _month_over(month: dt.date, as_of: dt.date) -> dt.datetime:
+    """When the records of ``month`` stand: its end, or the end of the
+    evaluation day while the month is not over."""
+    return min(_at(add_months(month, 1)), end_of_day(as_of))
 
 
 def _finding(
     rule: Rule,
     row: Any,
     level: str,
-    day: dt.date,
+    observed: dt.datetime,
     period: str,
     summary: str,
     evidence: dict[str, Any],
@@ -569,7 +628,7 @@ def _finding(
         subject_layer=LAYER,
         subject_id=row.site_id,
         level=level,
-        observed_at=_at(day),
+        observed_at=observed,
         period=period,
         summary=summary,
         evidence={"project": row.project, **evidence},
@@ -578,10 +637,21 @@ def _finding(
     )
 
 
+#: The due date of a site-month's wages in SQL (``wage_due_date``), for rows
+#: ``a`` with a ``month`` and the parameter ``:k`` = ``wage_due_months + 1``.
+_DUE = "((a.month + make_interval(months => :k))::date - 1)"
+
+
 def _wage_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Finding]:
-    """有考勤无工资 and paid / attended, per site-month whose wages are due."""
+    """有考勤无工资 and paid / attended, per site-month whose wages are due.
+
+    Only the workers who attended count on either side of the ratio: a wage
+    paid to someone with no attendance that month is ghost payroll
+    (:func:`_ghost_findings`), not a paid worker.
+    """
     last_due = add_months(as_of, -(s.wage_due_months + 1))
     first = add_months(as_of, -s.lookback_months)
+    now = end_of_day(as_of)
     rows = conn.execute(
         text(
             f"""
@@ -590,29 +660,24 @@ def _wage_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Findi
                 SELECT site_id, worker_id, month FROM feed_site_attendance
                 WHERE days > 0 AND month BETWEEN :first AND :last_due
             ),
-            paid AS (
-                SELECT site_id, month, count(*) AS paid FROM feed_site_wages
-                WHERE paid_on <= :as_of AND month BETWEEN :first AND :last_due
-                GROUP BY site_id, month
-            ),
             facts AS (
                 SELECT a.site_id, a.month, count(*) AS attended,
                     count(*) FILTER (
                         WHERE w.paid_on IS NULL OR w.paid_on > :as_of
                     ) AS unpaid_now,
                     count(*) FILTER (
-                        WHERE w.paid_on IS NULL
-                           OR w.paid_on > (a.month + make_interval(months => :k))::date
-                                          - 1
-                    ) AS unpaid_at_due
+                        WHERE w.paid_on IS NULL OR w.paid_on > {_DUE}
+                    ) AS unpaid_at_due,
+                    max(w.paid_on) FILTER (
+                        WHERE w.paid_on <= :as_of AND w.paid_on > {_DUE}
+                    ) AS last_late_paid
                 FROM att a
                 LEFT JOIN feed_site_wages w USING (site_id, worker_id, month)
                 GROUP BY a.site_id, a.month
             )
-            SELECT f.*, coalesce(p.paid, 0) AS paid,
+            SELECT f.*, f.attended - f.unpaid_now AS paid,
                 s.project, s.contractor, s.district
             FROM facts f
-            LEFT JOIN paid p USING (site_id, month)
             LEFT JOIN sites s USING (site_id)
             ORDER BY f.site_id, f.month
             """
@@ -630,12 +695,14 @@ def _wage_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Findi
         due = wage_due_date(r.month, s.wage_due_months)
         level = unpaid_level(r.unpaid_now, r.unpaid_at_due, s.unpaid_red_workers)
         if level:
+            # still unpaid: a standing condition; all paid late: the last payment
+            seen = now if r.unpaid_now else _at(r.last_late_paid)
             out.append(
                 _finding(
                     UNPAID,
                     r,
                     level,
-                    due + dt.timedelta(days=1),
+                    seen,
                     period,
                     f"{r.unpaid_at_due} of {r.attended} workers attended in "
                     f"{period} without wages by {due.isoformat()} "
@@ -658,9 +725,9 @@ def _wage_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Findi
                     PAID_RATIO,
                     r,
                     level,
-                    due + dt.timedelta(days=1),
+                    now,  # attended workers still unpaid at the evaluation
                     period,
-                    f"{r.paid} workers paid for {period}, {r.attended} attended "
+                    f"{r.paid} of {r.attended} workers attended in {period} paid "
                     f"({ratio:.0%} < {s.paid_ratio_min:.0%})",
                     {
                         "month": r.month.isoformat(),
@@ -670,6 +737,69 @@ def _wage_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Findi
                     },
                 )
             )
+    return out
+
+
+def _ghost_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Finding]:
+    """Wages paid for a month that is over to workers with no attendance in it."""
+    first = add_months(as_of, -s.lookback_months)
+    last = add_months(as_of, -1)  # the last month that is over
+    rows = conn.execute(
+        text(
+            f"""
+            WITH {_SITES},
+            ghost AS (
+                SELECT w.site_id, w.month, count(*) AS workers,
+                    sum(w.amount_yuan) AS amount_yuan, max(w.paid_on) AS last_paid
+                FROM feed_site_wages w
+                WHERE w.paid_on <= :as_of AND w.month BETWEEN :first AND :last
+                  AND NOT EXISTS (
+                    SELECT 1 FROM feed_site_attendance a
+                    WHERE a.site_id = w.site_id AND a.worker_id = w.worker_id
+                      AND a.month = w.month AND a.days > 0
+                  )
+                GROUP BY w.site_id, w.month
+            ),
+            att AS (
+                SELECT site_id, month, count(*) AS attended
+                FROM feed_site_attendance
+                WHERE days > 0 AND month BETWEEN :first AND :last
+                GROUP BY site_id, month
+            )
+            SELECT g.*, coalesce(t.attended, 0) AS attended,
+                s.project, s.contractor, s.district
+            FROM ghost g
+            LEFT JOIN att t USING (site_id, month)
+            LEFT JOIN sites s USING (site_id)
+            ORDER BY g.site_id, g.month
+            """
+        ),
+        {"first": first, "last": last, "as_of": as_of},
+    ).all()
+    out: list[Finding] = []
+    for r in rows:
+        level = ghost_level(r.workers, s.ghost_red_workers)
+        if not level:
+            continue
+        period = r.month.strftime("%Y-%m")
+        out.append(
+            _finding(
+                GHOST_PAYROLL,
+                r,
+                level,
+                _at(r.last_paid),  # the latest such payment
+                period,
+                f"{r.workers} workers paid for {period} without attendance at the "
+                f"site that month ({r.attended} attended)",
+                {
+                    "month": r.month.isoformat(),
+                    "workers": r.workers,
+                    "attended": r.attended,
+                    "amount_yuan": r.amount_yuan,
+                    "last_paid": r.last_paid.isoformat(),
+                },
+            )
+        )
     return out
 
 
@@ -704,6 +834,7 @@ def _money_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Find
         ),
         {"as_of": as_of},
     ).all()
+    now = end_of_day(as_of)  # every money finding is a standing condition
     out: list[Finding] = []
     for r in rows:
         if r.status in s.paying_statuses:
@@ -719,7 +850,7 @@ def _money_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Find
                         NO_TRANSFER,
                         r,
                         level,
-                        as_of,
+                        now,
                         since.isoformat(),
                         f"No labour cost transferred for {gap} days "
                         f"(since {since.isoformat()}: {what})",
@@ -742,7 +873,7 @@ def _money_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Find
                     NO_DEPOSIT,
                     r,
                     "orange",
-                    due + dt.timedelta(days=1),
+                    now,
                     "",
                     f"No wage deposit {s.deposit_due_working_days} working days "
                     f"after the start on {r.started_on.isoformat()} "
@@ -763,7 +894,7 @@ def _money_findings(conn: Connection, as_of: dt.date, s: SiteRules) -> list[Find
                     LOW_DEPOSIT,
                     r,
                     "orange",
-                    as_of,
+                    now,
                     "",
                     f"Wage deposit {r.deposited:,.0f} yuan is {share:.2%} of the "
                     f"contract (< {s.deposit_min_share:.0%})",
@@ -821,7 +952,7 @@ def _registration_findings(
                     UNREGISTERED,
                     r,
                     level,
-                    min(as_of, add_months(r.month, 1)),
+                    _month_over(r.month, as_of),
                     period,
                     f"{period}: {r.unregistered} workers attended without real-name "
                     f"registration, {r.no_contract} without a labour contract",
@@ -861,7 +992,7 @@ def _registration_findings(
                 LATE_REGISTRATION,
                 r,
                 "yellow",
-                r.last_registered,
+                _at(r.last_registered),
                 period,
                 f"{r.workers} workers registered in {period} after entering the "
                 f"site (up to {r.max_days_late} days late)",
@@ -979,6 +1110,7 @@ def _blacklist_findings(
         ),
         {"names": list(listed), "open": list(s.open_statuses)},
     ).all()
+    now = end_of_day(as_of)  # listed and building now: a standing condition
     out = []
     for r in rows:
         score, since = listed[r.contractor]
@@ -987,7 +1119,7 @@ def _blacklist_findings(
                 BLACKLISTED,
                 r,
                 "red",
-                since,
+                now,
                 "",
                 f"Contractor {r.contractor} is blacklisted (since "
                 f"{since.isoformat()}); site status {r.status}",
@@ -1008,6 +1140,7 @@ def evaluate(
     s = settings or SiteRules()
     findings = [
         *_wage_findings(conn, as_of, s),
+        *_ghost_findings(conn, as_of, s),
         *_money_findings(conn, as_of, s),
         *_registration_findings(conn, as_of, s),
         *_blacklist_findings(conn, as_of, s),
@@ -1154,6 +1287,7 @@ def demo_records(
             kind = str(rng.choice(("bad_behaviour", "bad_behaviour", "credit")))
             out["enterprise_records"].append(
                 {
+                    "record_id": f"DEMO-{seed}-{j:03d}-{d}",
                     "enterprise": name,
                     "recorded_on": day,
                     "kind": kind,
@@ -1164,6 +1298,7 @@ def demo_records(
         if j % 17 == 5:
             out["enterprise_records"].append(
                 {
+                    "record_id": f"DEMO-{seed}-{j:03d}-B",
                     "enterprise": name,
                     "recorded_on": as_of
                     - dt.timedelta(days=int(rng.integers(20, 300))),
