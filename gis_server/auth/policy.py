@@ -27,7 +27,10 @@ from layers import LayerSpec, all_layers
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "users.manage": ("admin",),
     "audit.read": ("admin",),
+    #: the rule settings with their sources (GET /admin/settings)
     "settings.read": ("admin",),
+    #: override a rule setting at run time, or remove the override
+    "settings.manage": ("admin",),
     #: move a supervision warning along its loop (also scoped by the layer)
     "warnings.transition": ("admin", "housing_officer", "river_chief"),
     "patrols.record": ("admin", "river_chief"),
