@@ -192,7 +192,11 @@ def rules_command(
         if domain and rule.domain != domain:
             continue
         values = domain_settings(rule.domain)
-        overridden = overrides.current(overrides.group_name(type(values)))
+        overridden = (
+            overrides.current(overrides.group_name(type(values)))
+            if values is not None
+            else {}
+        )
         thresholds = "\n".join(
             f"{name}={_threshold(values, name)}" + ("*" if name in overridden else "")
             for name in rule.settings

@@ -59,6 +59,7 @@ from pydantic_settings import (
     DotEnvSettingsSource,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
+    SettingsError,
 )
 from sqlalchemy import Column, Connection, DateTime, Engine, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -368,7 +369,7 @@ def _env_keys(cls: type[BaseSettings]) -> set[str]:
     for source_cls in (EnvSettingsSource, DotEnvSettingsSource):
         try:
             keys |= set(source_cls(cls)())
-        except Exception as exc:  # a malformed variable: the class says so itself
+        except SettingsError as exc:  # a malformed variable: the class says so
             log.debug("env source unreadable", extra={"error": str(exc)})
     return keys
 

@@ -353,10 +353,11 @@ def plant(engine):
 
 @pytest.fixture
 def cli_env(db_settings, monkeypatch):
-    from gis_server import cli_settings
+    from gis_server import cli_risk, cli_settings
 
     monkeypatch.setenv("DATABASE_URL", db_settings.effective_url())
     monkeypatch.setattr(cli_settings.out, "_width", 250)
+    monkeypatch.setattr(cli_risk.out, "_width", 250)
     database_settings.cache_clear()
     yield
     database_settings.cache_clear()
@@ -383,6 +384,13 @@ def test_cli_sets_lists_and_unsets(clean, cli_env):
     assert r.exit_code != 0 and "GROUP.FIELD" in str(r.exception)
     r = runner.invoke(cli, ["settings", "unset", "loop.deadline_days_red"])
     assert r.exit_code == 0 and "= 30" in r.output
+    r = runner.invoke(cli, ["settings", "set", "risk.d_radius_factor", "1.5"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["risk", "settings"])
+    row = next(line for line in r.output.splitlines() if "D_RADIUS_FACTOR" in line)
+    assert "1.5" in row and "override" in row
+    r = runner.invoke(cli, ["settings", "unset", "risk.d_radius_factor"])
+    assert r.exit_code == 0
     r = runner.invoke(cli, ["settings", "unset", "rules_inspections.level_general"])
     assert r.exit_code == 0
     with clean.connect() as conn:
