@@ -477,6 +477,9 @@ def set_override(
     refreshed by :func:`load` after the commit (and by the watchers of every
     server on the database).
     """
+    # TODO(one field per write): fields a model validator ties together (the
+    # chloride table and its environment) change one at a time, in an order
+    # that keeps every step valid; a batch write would lift that.
     group(name)
     stored = _stored(conn, name)
     if field in stored:
