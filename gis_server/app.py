@@ -15,8 +15,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.security import APIKeyHeader, APIKeyQuery, OAuth2PasswordBearer
+from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gis_server import overrides
 from gis_server.api.admin import router as admin_router
 from gis_server.api.auth import AuthMiddleware
 from gis_server.api.auth import router as auth_router
@@ -24,6 +26,7 @@ from gis_server.api.errors import install_error_handlers
 from gis_server.api.features import router as features_router
 from gis_server.api.landing import router as landing_router
 from gis_server.api.maps import router as maps_router
+from gis_server.api.settings import router as settings_router
 from gis_server.api.supervision import router as supervision_router
 from gis_server.api.tiles import TileCacheMiddleware
 from gis_server.api.tiles import router as tiles_router
@@ -61,10 +64,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = _make_engine(db_settings)
         app.state.engine = engine
+        watcher = _watch_overrides(engine)
         log.info("server started", extra={"database": engine.url.render_as_string()})
         try:
             yield
         finally:
+            watcher.stop()
+            overrides.clear()  # this process no longer serves that database
             engine.dispose()
             log.info("server stopped")
 
@@ -108,6 +114,7 @@ def create_app(
     app.include_router(maps_router)
     app.include_router(supervision_router)
     app.include_router(admin_router)
+    app.include_router(settings_router)
     # outermost last: request log -> limits -> caller -> tile cache (cached
     # tiles skip routing but are still logged, counted and scoped to the caller;
     # refusals of the limits are logged too)
@@ -116,6 +123,21 @@ def create_app(
     app.add_middleware(LimitMiddleware, settings=limits_cfg)
     app.add_middleware(RequestLogMiddleware)  # GIS_LOG_REQUESTS, read per request
     return app
+
+
+def _watch_overrides(engine) -> overrides.Watcher:
+    """Load the rule settings' overrides and follow their changes."""
+    try:
+        overrides.load(engine)
+    except OperationalError as exc:  # the watcher loads them once it connects
+        log.warning(
+            "database unreachable at start: setting overrides not loaded yet",
+            extra={"error": type(exc.orig).__name__},
+        )
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    watcher = overrides.Watcher(dsn)
+    watcher.start()
+    return watcher
 
 
 def _make_engine(settings: DatabaseSettings):

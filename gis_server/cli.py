@@ -19,6 +19,7 @@ from rich.table import Table
 
 from gis_server import logs
 from gis_server.cli_risk import risk_app
+from gis_server.cli_settings import settings_app
 from gis_server.cli_supervision import (
     ingest_feed_command,
     supervision_app,
@@ -65,6 +66,7 @@ app.add_typer(patrols_app, name="patrols")
 app.add_typer(supervision_app, name="supervision")
 app.add_typer(warnings_app, name="warnings")
 app.add_typer(users_app, name="users")
+app.add_typer(settings_app, name="settings")
 app.command("audit")(audit_command)
 
 
@@ -108,7 +110,11 @@ def _engine(*, start: bool = True):
     from gis_server import db
 
     settings = database_settings()
-    return db.open_engine(settings) if start else db.make_engine(settings)
+    engine = db.open_engine(settings) if start else db.make_engine(settings)
+    from gis_server import overrides
+
+    overrides.load(engine)  # rule settings in force for what the command runs
+    return engine
 
 
 # -- db ----------------------------------------------------------------------

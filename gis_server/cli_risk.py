@@ -37,9 +37,11 @@ RasterOption = Annotated[bool, typer.Option("--raster/--no-raster",
 
 
 def _engine():
-    from gis_server import db
+    from gis_server import db, overrides
 
-    return db.open_engine(database_settings())
+    engine = db.open_engine(database_settings())
+    overrides.load(engine)  # the risk settings in force (GIS_RISK_* + overrides)
+    return engine
 
 
 def _print_report(report, as_json: bool) -> None:
@@ -124,11 +126,16 @@ def status_cmd(as_json: JsonOption = False) -> None:
 
 @risk_app.command("settings")
 def settings_cmd() -> None:
-    """Every risk setting with its value and source ([S], [R] or [D])."""
+    """Every risk setting with its value, where it comes from (override, env,
+    default; ``gis-server settings set risk.FIELD VALUE`` overrides one) and
+    its source ([S], [R] or [D])."""
+    from gis_server import overrides
     from models.risk import RiskSettings
 
-    current = RiskSettings()
-    table = Table("setting (GIS_RISK_...)", "value", "source / meaning")
-    for name, info in RiskSettings.model_fields.items():
-        table.add_row(name.upper(), str(getattr(current, name)), info.description or "")
+    _engine().dispose()  # reads the overrides in force
+    group = overrides.describe(overrides.group_name(RiskSettings))
+    table = Table("setting (GIS_RISK_...)", "value", "from", "source / meaning")
+    for f in group["fields"]:
+        table.add_row(f["field"].upper(), str(f["value"]), f["source"],
+                      f["description"])
     out.print(table)

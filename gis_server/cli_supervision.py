@@ -74,10 +74,12 @@ def _allowed(permission: str) -> None:
 
 
 def _engine():
-    from gis_server import db
+    from gis_server import db, overrides
     from gis_server.settings import database_settings
 
-    return db.open_engine(database_settings())
+    engine = db.open_engine(database_settings())
+    overrides.load(engine)  # the rule settings in force (env + overrides)
+    return engine
 
 
 def _fail(exc: GisServerError) -> None:
@@ -217,10 +219,13 @@ def _warn_unstored_photos(engine, source: str) -> None:
 def rules_command(
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
 ) -> None:
-    """List the rules: id, title, source, confidence, thresholds (current values)."""
+    """List the rules: id, title, source, confidence, thresholds (current values,
+    marked * where an administrator's override is in force)."""
+    from gis_server import overrides
     from models.supervision.engine import domain_settings, load_domains
     from models.supervision.rules import RULES
 
+    _engine().dispose()  # reads the overrides in force
     load_domains()
     table = Table("rule", "title", "source", "conf.", "thresholds")
     shown = 0
@@ -228,8 +233,14 @@ def rules_command(
         if domain and rule.domain != domain:
             continue
         values = domain_settings(rule.domain)
+        overridden = (
+            overrides.current(overrides.group_name(type(values)))
+            if values is not None
+            else {}
+        )
         thresholds = "\n".join(
-            f"{name}={_threshold(values, name)}" for name in rule.settings
+            f"{name}={_threshold(values, name)}" + ("*" if name in overridden else "")
+            for name in rule.settings
         )
         table.add_row(
             rule.id,
@@ -243,6 +254,8 @@ def rules_command(
         console.print(f"[red]error:[/] no rules for domain {domain!r}", highlight=False)
         raise typer.Exit(1)
     out.print(table)
+    if any(overrides.current(g) for g in overrides.GROUPS):
+        out.print("* overridden at run time (gis-server settings list)")
 
 
 def _threshold(values: Any, name: str) -> str:

@@ -1,8 +1,10 @@
-"""``gis-server users add|list|disable|enable|password|key`` and ``gis-server audit``.
+"""``gis-server users add|list|set|disable|enable|password|key|keys`` and
+``gis-server audit``.
 
 Accounts are managed from the command line by whoever runs the server (the
-database's owner); every change is written to the audit log as
-``cli:<os user>``.
+database's owner), or by administrators through ``/admin/users``: both call
+``gis_server.auth.manage``, which writes every change to the audit log (here
+as ``cli:<os user>``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gis_server import audit
-from gis_server.auth import accounts
+from gis_server.auth import accounts, manage
 from layers import ROLES
 
 out = Console()
@@ -71,29 +73,33 @@ def users_add(
     no_password: Annotated[
         bool, typer.Option("--no-password", help="Key-only account (scripts).")
     ] = False,
+    generate: Annotated[
+        bool,
+        typer.Option("--generate-password", help="Generate one and print it once."),
+    ] = False,
     key: Annotated[bool, typer.Option("--key", help="Also create an API key.")] = False,
 ) -> None:
     """Create an account."""
-    secret = None if no_password else _password(password, prompt=True)
+    secret = None if no_password or generate else _password(password, prompt=True)
     with _engine().begin() as conn:
-        account = accounts.add_user(
-            conn, username, role, secret, district=district, chief_id=chief_id
-        )
-        audit.record(
+        created = manage.create_user(
             conn,
             cli_actor(),
-            "user.add",
-            "user",
             username,
-            after={"role": role, "district": district, "chief_id": chief_id},
+            role,
+            district=district,
+            chief_id=chief_id,
+            password=secret,
+            generate_password=generate,
+            key_name="cli" if key else None,
         )
-        new_key = accounts.create_key(conn, username, "cli") if key else None
-        if new_key:
-            audit.record(conn, cli_actor(), "key.create", "user", username)
-    scope = account.district or account.chief_id or "all"
+    user = created.user
+    scope = user["district"] or user["chief_id"] or "all"
     out.print(f"user {username} added ({role}, scope {scope})")
-    if new_key:
-        out.print(f"API key (shown once): {new_key}", soft_wrap=True)
+    if created.password:
+        out.print(f"password (shown once): {created.password}", soft_wrap=True)
+    if created.key:
+        out.print(f"API key (shown once): {created.key.key}", soft_wrap=True)
 
 
 @users_app.command("list")
@@ -119,46 +125,70 @@ def users_list(
     out.print(table)
 
 
-def _set_disabled(username: str, disabled: bool) -> None:
+def _update(username: str, **changes) -> dict:
     with _engine().begin() as conn:
-        before = accounts.get_user(conn, username)
-        accounts.set_disabled(conn, username, disabled)
-        audit.record(
-            conn,
-            cli_actor(),
-            "user.disable" if disabled else "user.enable",
-            "user",
-            username,
-            before={"disabled": before.disabled},
-            after={"disabled": disabled},
-        )
+        return manage.update_user(conn, cli_actor(), username, **changes)
 
 
 @users_app.command("disable")
 def users_disable(username: str) -> None:
     """Disable an account: its tokens and keys stop working (within seconds)."""
-    _set_disabled(username, True)
+    _update(username, disabled=True)
     out.print(f"user {username} disabled")
 
 
 @users_app.command("enable")
 def users_enable(username: str) -> None:
     """Enable a disabled account again."""
-    _set_disabled(username, False)
+    _update(username, disabled=False)
     out.print(f"user {username} enabled")
+
+
+@users_app.command("set")
+def users_set(
+    username: str,
+    role: Annotated[str | None, typer.Option(help=" | ".join(ROLES))] = None,
+    district: Annotated[
+        str | None, typer.Option(help="Housing officers: their district.")
+    ] = None,
+    chief_id: Annotated[
+        str | None, typer.Option("--chief-id", help="River chiefs: their chief id.")
+    ] = None,
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help="Name shown in lists.")
+    ] = None,
+) -> None:
+    """Change an account's role, district, chief id or display name."""
+    given = {
+        "role": role,
+        "district": district,
+        "chief_id": chief_id,
+        "display_name": display_name,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        raise typer.BadParameter("nothing to change")
+    user = _update(username, **changes)
+    scope = user["district"] or user["chief_id"] or "all"
+    out.print(f"user {username}: {user['role']}, scope {scope}")
 
 
 @users_app.command("password")
 def users_password(
     username: str,
     password: Annotated[str | None, typer.Option(help="Else asked.")] = None,
+    generate: Annotated[
+        bool,
+        typer.Option("--generate", help="Generate one and print it once."),
+    ] = False,
 ) -> None:
     """Set an account's password."""
-    secret = _password(password, prompt=True)
+    secret = None if generate else _password(password, prompt=True) or ""
     with _engine().begin() as conn:
-        accounts.set_password(conn, username, secret or "")
-        audit.record(conn, cli_actor(), "user.password", "user", username)
+        generated = manage.set_password(conn, cli_actor(), username, secret)
     out.print(f"password of {username} changed")
+    if generated:
+        out.print(f"password (shown once): {generated}", soft_wrap=True)
 
 
 @users_app.command("key")
@@ -171,21 +201,50 @@ def users_key(
     prefix: Annotated[
         str | None, typer.Option(help="With --revoke: only keys starting so.")
     ] = None,
+    key_id: Annotated[
+        int | None, typer.Option("--id", help="With --revoke: only this key.")
+    ] = None,
 ) -> None:
     """Create an API key (printed once) or revoke keys."""
     with _engine().begin() as conn:
+        if revoke and key_id is not None:
+            manage.revoke_key(conn, cli_actor(), username, key_id)
+            out.print(f"key {key_id} of {username} revoked")
+            return
         if revoke:
-            n = accounts.revoke_keys(conn, username, prefix)
-            audit.record(
-                conn, cli_actor(), "key.revoke", "user", username, after={"keys": n}
-            )
+            n = manage.revoke_keys(conn, cli_actor(), username, prefix)
             out.print(f"{n} key(s) of {username} revoked")
             return
-        key = accounts.create_key(conn, username, name)
-        audit.record(
-            conn, cli_actor(), "key.create", "user", username, after={"name": name}
+        new = manage.create_key(conn, cli_actor(), username, name)
+    out.print(new.key, soft_wrap=True)
+
+
+@users_app.command("keys")
+def users_keys(
+    username: str,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """An account's API keys: id, name, prefix, created, last used, revoked."""
+    with _engine().connect() as conn:
+        rows = accounts.list_keys(conn, username)
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("id", "name", "prefix", "created", "last used", "revoked")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["prefix"],
+            _when(r["created_at"]),
+            _when(r["last_used_at"]),
+            _when(r["revoked_at"]),
         )
-    out.print(key, soft_wrap=True)
+    out.print(table)
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
 def audit_command(

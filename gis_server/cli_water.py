@@ -34,10 +34,12 @@ patrols_app = typer.Typer(help="River-chief patrol tasks and records.")
 
 
 def _engine():
-    from gis_server import db
+    from gis_server import db, overrides
     from gis_server.settings import database_settings
 
-    return db.open_engine(database_settings())
+    engine = db.open_engine(database_settings())
+    overrides.load(engine)  # the water thresholds in force (GIS_WATER_* + overrides)
+    return engine
 
 
 def _now(value: str | None) -> dt.datetime:
@@ -187,12 +189,12 @@ def predict_evaluate(
     from models.water.network import network_from_database, synthetic_network
     from models.water.simulate import simulate
 
-    settings = water_settings()
     net = (
         synthetic_network(segments, seed=seed)
         if segments
         else network_from_database(_engine())
     )
+    settings = water_settings()
     city = simulate(net, seed=seed)
     state = segment_state(
         net,
@@ -303,9 +305,10 @@ def patrols_record(
     """Record a completed patrol."""
     from models.water.service import record_patrol
 
+    engine = _engine()
     settings = water_settings()
     res = record_patrol(
-        _engine(),
+        engine,
         settings,
         chief_id=chief,
         segment_code=segment,

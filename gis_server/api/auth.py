@@ -160,7 +160,7 @@ class AuthMiddleware:
 
 
 def _key_account(engine, key: str) -> accounts.Account | None:
-    with engine.connect() as conn:
+    with engine.begin() as conn:  # commits the key's last use
         return accounts.account_for_key(conn, key)
 
 

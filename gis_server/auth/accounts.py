@@ -11,6 +11,7 @@ checks one.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -77,6 +78,8 @@ api_keys = Table(
         "created_at", DateTime(timezone=True), nullable=False, server_default=func.now()
     ),
     Column("revoked_at", DateTime(timezone=True)),
+    #: when the key was last accepted, to the minute (see account_for_key)
+    Column("last_used_at", DateTime(timezone=True)),
     comment="API keys for scripts and GIS clients (only their SHA-256 is kept)",
 )
 
@@ -85,6 +88,11 @@ _HASHER = PasswordHasher()
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 #: scope attribute each scoped role must have
 ROLE_ATTRIBUTES = {"housing_officer": "district", "river_chief": "chief_id"}
+#: random bytes of a generated password (16 URL-safe characters)
+GENERATED_PASSWORD_BYTES = 12
+#: a key's last use is written at most this often (one UPDATE per key and
+#: interval, not one per request)
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,27 @@ def check_password_rules(password: str) -> None:
         raise InvalidParameter("a password needs at least 8 characters")
 
 
+def generate_password() -> str:
+    """A random password, for an administrator to hand over once."""
+    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+def check_role(role: str, district: str | None, chief_id: str | None) -> None:
+    """A known role, with the scope attribute it needs (a housing officer's
+    district, a river chief's chief id) and no other."""
+    if role not in ROLES:
+        raise InvalidParameter(f"role {role!r} is not one of {', '.join(ROLES)}")
+    values = {"district": district, "chief_id": chief_id}
+    attribute = ROLE_ATTRIBUTES.get(role)
+    if attribute and not values[attribute]:
+        raise InvalidParameter(
+            f"a {role} needs a {attribute} (--{attribute.replace('_', '-')})"
+        )
+    stray = [k for k, v in values.items() if v and k != attribute]
+    if stray:
+        raise InvalidParameter(f"a {role} has no {' or '.join(stray)}")
+
+
 def add_user(
     conn: Connection,
     username: str,
@@ -132,12 +161,7 @@ def add_user(
         raise InvalidParameter(
             f"user name {username!r}: 2-64 letters, digits or . _ @ -"
         )
-    if role not in ROLES:
-        raise InvalidParameter(f"role {role!r} is not one of {', '.join(ROLES)}")
-    attribute = ROLE_ATTRIBUTES.get(role)
-    values = {"district": district, "chief_id": chief_id}
-    if attribute and not values[attribute]:
-        raise InvalidParameter(f"a {role} needs --{attribute.replace('_', '-')}")
+    check_role(role, district, chief_id)
     if password is not None:
         check_password_rules(password)
     exists = conn.execute(
@@ -187,15 +211,96 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in r._mapping.items()} for r in rows]
 
 
-def set_disabled(conn: Connection, username: str, disabled: bool = True) -> Account:
-    get_user(conn, username)
+def user_view(conn: Connection, username: str) -> dict[str, Any]:
+    """One account as administrators see it (never its password hash)."""
+    keys = (
+        select(func.count())
+        .where(api_keys.c.user_id == users.c.id, api_keys.c.revoked_at.is_(None))
+        .scalar_subquery()
+    )
     row = conn.execute(
+        select(
+            users.c.username,
+            users.c.role,
+            users.c.district,
+            users.c.chief_id,
+            users.c.display_name,
+            users.c.disabled,
+            (users.c.password_hash.is_not(None)).label("has_password"),
+            users.c.created_at,
+            keys.label("keys"),
+        ).where(users.c.username == username)
+    ).first()
+    if row is None:
+        raise NotFound(f"no user {username!r}")
+    return dict(row._mapping)
+
+
+#: the fields :func:`update_user` changes
+PROFILE_FIELDS = ("role", "district", "chief_id", "display_name", "disabled")
+
+
+def update_user(conn: Connection, username: str, **changes: Any) -> Account:
+    """Change an account's role, scope attribute, display name or disabled
+    flag (only the ``changes`` given).
+
+    A new role keeps the attribute it needs when the account has it already
+    and drops the one it does not; an account that would leave no enabled
+    administrator is refused.
+    """
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise InvalidParameter(f"cannot change {', '.join(sorted(unknown))}")
+    row = conn.execute(
+        select(users).where(users.c.username == username).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"no user {username!r}")
+    role = changes.get("role", row.role)
+    needed = ROLE_ATTRIBUTES.get(role)
+    values: dict[str, str | None] = {}
+    for attr in ("district", "chief_id"):
+        if attr in changes:
+            values[attr] = changes[attr]
+        elif attr == needed:
+            values[attr] = getattr(row, attr)  # kept when the account has it
+        else:
+            values[attr] = None  # the (new) role has no such attribute
+    check_role(role, values["district"], values["chief_id"])
+    disabled = bool(changes.get("disabled", row.disabled))
+    if row.role == "admin" and not row.disabled and (role != "admin" or disabled):
+        _keep_an_admin(conn, row.id)
+    new = conn.execute(
         update(users)
-        .where(users.c.username == username)
-        .values(disabled=disabled)
+        .where(users.c.id == row.id)
+        .values(
+            role=role,
+            district=values["district"],
+            chief_id=values["chief_id"],
+            display_name=changes.get("display_name", row.display_name),
+            disabled=disabled,
+        )
         .returning(*users.c)
     ).one()
-    return _account(row)
+    return _account(new)
+
+
+def _keep_an_admin(conn: Connection, user_id: int) -> None:
+    others = conn.execute(
+        select(func.count()).where(
+            users.c.role == "admin",
+            users.c.disabled.is_(False),
+            users.c.id != user_id,
+        )
+    ).scalar_one()
+    if not others:
+        raise Conflict(
+            "this is the last enabled administrator: enable or create another first"
+        )
+
+
+def set_disabled(conn: Connection, username: str, disabled: bool = True) -> Account:
+    return update_user(conn, username, disabled=disabled)
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
@@ -244,19 +349,71 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(conn: Connection, username: str, name: str = "default") -> str:
-    """A new API key for ``username``; the only time the key is seen."""
+#: what a listing shows of a key (never its digest)
+_KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.name,
+    api_keys.c.prefix,
+    api_keys.c.created_at,
+    api_keys.c.last_used_at,
+    api_keys.c.revoked_at,
+)
+
+
+def new_key(
+    conn: Connection, username: str, name: str = "default"
+) -> tuple[str, dict[str, Any]]:
+    """A new API key for ``username`` and its listing row; the only time the
+    key itself is seen."""
+    if not name or len(name) > 100:
+        raise InvalidParameter("a key's name: 1-100 characters")
     account = get_user(conn, username)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    conn.execute(
-        api_keys.insert().values(
+    row = conn.execute(
+        api_keys.insert()
+        .values(
             user_id=account.id,
             name=name,
             prefix=key[: len(KEY_PREFIX) + 8],
             key_sha256=key_digest(key),
         )
+        .returning(*_KEY_COLUMNS)
+    ).one()
+    return key, dict(row._mapping)
+
+
+def create_key(conn: Connection, username: str, name: str = "default") -> str:
+    """A new API key for ``username``; the only time the key is seen."""
+    return new_key(conn, username, name)[0]
+
+
+def list_keys(conn: Connection, username: str) -> list[dict[str, Any]]:
+    """Every key of ``username``, live and revoked, newest first."""
+    account = get_user(conn, username)
+    rows = conn.execute(
+        select(*_KEY_COLUMNS)
+        .where(api_keys.c.user_id == account.id)
+        .order_by(api_keys.c.id.desc())
     )
-    return key
+    return [dict(r._mapping) for r in rows]
+
+
+def revoke_key(conn: Connection, username: str, key_id: int) -> dict[str, Any]:
+    """Revoke one key of ``username``; its listing row before the change."""
+    account = get_user(conn, username)
+    row = conn.execute(
+        select(*_KEY_COLUMNS)
+        .where(api_keys.c.id == key_id, api_keys.c.user_id == account.id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"user {username!r} has no key {key_id}")
+    if row.revoked_at is not None:
+        raise Conflict(f"key {key_id} of {username!r} is revoked already")
+    conn.execute(
+        update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=func.now())
+    )
+    return dict(row._mapping)
 
 
 def revoke_keys(conn: Connection, username: str, prefix: str | None = None) -> int:
@@ -271,11 +428,15 @@ def revoke_keys(conn: Connection, username: str, prefix: str | None = None) -> i
 
 
 def account_for_key(conn: Connection, key: str) -> Account | None:
-    """The enabled account owning an unrevoked ``key``."""
+    """The enabled account owning an unrevoked ``key``.
+
+    Notes the key's use (``last_used_at``, at most once per
+    :data:`LAST_USED_RESOLUTION`); the caller's transaction commits it.
+    """
     if not key.startswith(KEY_PREFIX) or len(key) > 128:
         return None
     row = conn.execute(
-        select(users)
+        select(users, api_keys.c.id.label("key_id"), api_keys.c.last_used_at)
         .join(api_keys, api_keys.c.user_id == users.c.id)
         .where(
             api_keys.c.key_sha256 == key_digest(key),
@@ -283,7 +444,18 @@ def account_for_key(conn: Connection, key: str) -> Account | None:
             users.c.disabled.is_(False),
         )
     ).first()
-    return None if row is None else _account(row)
+    if row is None:
+        return None
+    conn.execute(
+        update(api_keys)
+        .where(
+            api_keys.c.id == row.key_id,
+            api_keys.c.last_used_at.is_(None)
+            | (api_keys.c.last_used_at < func.now() - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=func.now())
+    )
+    return _account(row)
 
 
 def account_by_name(conn: Connection, username: str) -> Account | None:

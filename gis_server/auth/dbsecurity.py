@@ -19,8 +19,8 @@ outside the caller's scope are not there. Administrators, the CLI and
 background jobs run as the owning role, which row-level security does not
 restrict (the tables are not ``FORCE``d).
 
-Account tables (``users``, ``api_keys``) and the audit log are not granted to
-any scoped role.
+Account tables (``users``, ``api_keys``), the audit log and the setting
+overrides are not granted to any scoped role.
 
 Speed: PostgreSQL lets an operator of the caller's query use an index under
 a row-level policy only if the operator is LEAKPROOF, and PostGIS does not
@@ -64,7 +64,13 @@ DB_ROLES = (
 )
 _BY_APP_ROLE = {r.app_role: r for r in DB_ROLES}
 #: tables no scoped role may touch
-PRIVATE_TABLES = ("users", "api_keys", "audit_log", "alembic_version")
+PRIVATE_TABLES = (
+    "users",
+    "api_keys",
+    "audit_log",
+    "setting_overrides",
+    "alembic_version",
+)
 #: append-only side tables a scoped writer's changes insert into
 WRITE_SIDE_TABLES = (
     "audit_log",

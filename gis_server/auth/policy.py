@@ -27,7 +27,10 @@ from layers import LayerSpec, all_layers
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "users.manage": ("admin",),
     "audit.read": ("admin",),
+    #: the rule settings with their sources (GET /admin/settings)
     "settings.read": ("admin",),
+    #: override a rule setting at run time, or remove the override
+    "settings.manage": ("admin",),
     #: the steps of a supervision warning's loop, one permission each, so no
     #: one role walks a warning from raised to closed (also scoped by the
     #: layer; the loop adds the four-eyes rule, GIS_LOOP_FOUR_EYES)

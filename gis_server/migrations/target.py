@@ -11,7 +11,8 @@ from __future__ import annotations
 from geoalchemy2 import alembic_helpers
 
 import gis_server.audit
-import gis_server.auth.accounts  # noqa: F401  (users, api_keys)
+import gis_server.auth.accounts
+import gis_server.overrides  # noqa: F401  (setting_overrides)
 import models.supervision.concrete
 import models.supervision.loop
 import models.water.store  # noqa: F401  (the water tables)

@@ -9,21 +9,25 @@ Environment variables use the prefix ``GIS_RISK_`` (``GIS_RISK_GRID_CELL_M``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from gis_server.overrides import OverridableSettings
 from gis_server.settings import PROJECT_ROOT
 
 NO_STANDARD = "[D] no standard: design default."
 
 
-class RiskSettings(BaseSettings):
+class RiskSettings(OverridableSettings):
     """Parameters of the dangerous-building, curtain-wall, river and grid models."""
 
     model_config = SettingsConfigDict(
         env_prefix="GIS_RISK_", env_file=".env", extra="ignore"
     )
+    #: the metric frame is not a rule: it stays env-only (gis_server.overrides)
+    env_only: ClassVar[frozenset[str]] = frozenset({"metric_srid"})
 
     # -- metric frame ----------------------------------------------------------
     metric_srid: int = Field(
@@ -40,12 +44,14 @@ class RiskSettings(BaseSettings):
         "building dangerous; zones are drawn around these grades.",
     )
     d_radius_factor: float = Field(
-        default=1.0, ge=0,
+        default=1.0,
+        ge=0,
         description=f"{NO_STANDARD} Hazard radius per metre of height around a D "
         "building (collapse debris reaches about one height).",
     )
     c_radius_factor: float = Field(
-        default=0.5, ge=0,
+        default=0.5,
+        ge=0,
         description=f"{NO_STANDARD} Hazard radius per metre of height around a C "
         "building (local falls only).",
     )
@@ -56,13 +62,15 @@ class RiskSettings(BaseSettings):
         default=200.0, ge=0, description=f"{NO_STANDARD} Largest hazard radius."
     )
     floor_height_m: float = Field(
-        default=3.0, gt=0,
+        default=3.0,
+        gt=0,
         description="[D] Height per floor when a building has floors but no "
         "height (GB 50096-2011 §5.5.1 gives 2.80 m for dwellings [R]; 3.0 m "
         "covers mixed uses).",
     )
     default_building_height_m: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description=f"{NO_STANDARD} Height assumed with neither height nor floors.",
     )
     d_grade_weight: float = Field(
@@ -72,62 +80,82 @@ class RiskSettings(BaseSettings):
         default=0.6, ge=0, description=f"{NO_STANDARD} Base score of a C zone."
     )
     sensitive_uses: tuple[str, ...] = Field(
-        default=("school", "kindergarten", "university", "college", "hospital",
-                 "clinic", "nursing_home", "elderly_care"),
+        default=(
+            "school",
+            "kindergarten",
+            "university",
+            "college",
+            "hospital",
+            "clinic",
+            "nursing_home",
+            "elderly_care",
+        ),
         description=f"{NO_STANDARD} Building `use` values counted as sensitive.",
     )
     exposure_per_building: float = Field(
-        default=0.05, ge=0,
+        default=0.05,
+        ge=0,
         description=f"{NO_STANDARD} Score added per other building in a zone.",
     )
     exposure_per_sensitive: float = Field(
-        default=0.5, ge=0,
+        default=0.5,
+        ge=0,
         description=f"{NO_STANDARD} Score added per sensitive building in a zone.",
     )
     exposure_per_road_km: float = Field(
-        default=0.5, ge=0,
+        default=0.5,
+        ge=0,
         description=f"{NO_STANDARD} Score added per km of road in a zone.",
     )
     building_orange: float = Field(
-        default=1.0, ge=0,
+        default=1.0,
+        ge=0,
         description=f"{NO_STANDARD} Building-zone score from which the level is "
         "orange (a lone D building is orange).",
     )
     building_red: float = Field(
-        default=2.0, ge=0,
+        default=2.0,
+        ge=0,
         description=f"{NO_STANDARD} Building-zone score from which the level is red.",
     )
 
     # -- 2. glass curtain walls (JGJ 102-2003 §12.2 and local rules) ------------
     wall_first_check_years: int = Field(
-        default=1, ge=0,
+        default=1,
+        ge=0,
         description="[S] JGJ 102-2003 §12.2: first safety check one year after "
         "acceptance.",
     )
     wall_check_interval_years: int = Field(
-        default=5, ge=1,
+        default=5,
+        ge=1,
         description="[S] JGJ 102-2003 §12.2: then a check every five years.",
     )
     wall_silicone_first_years: int = Field(
-        default=10, ge=1,
+        default=10,
+        ge=1,
         description="[S] JGJ 102-2003 §12.2: structural-silicone adhesive sampled "
         "ten years after acceptance.",
     )
     wall_silicone_interval_years: int = Field(
-        default=3, ge=1,
+        default=3,
+        ge=1,
         description="[S] JGJ 102-2003 §12.2: then every three years.",
     )
     wall_point_cable_interval_years: int = Field(
-        default=3, ge=1,
+        default=3,
+        ge=1,
         description="[S] Local rules: point- or cable-supported walls every three "
         "years.",
     )
     wall_past_life_interval_years: int = Field(
-        default=1, ge=1,
+        default=1,
+        ge=1,
         description="[S] Local rules: every year once past the design life.",
     )
     wall_design_life_years: int = Field(
-        default=25, ge=1,
+        default=25,
+        ge=1,
         description="[S] Design life >= 25 years; used when a wall has none.",
     )
     wall_typhoon_key: str = Field(
@@ -138,7 +166,8 @@ class RiskSettings(BaseSettings):
         "flag travels in `extra`.",
     )
     wall_radius_factor: float = Field(
-        default=0.5, ge=0,
+        default=0.5,
+        ge=0,
         description=f"{NO_STANDARD} Fall-zone radius per metre of wall height.",
     )
     wall_min_radius_m: float = Field(
@@ -151,15 +180,18 @@ class RiskSettings(BaseSettings):
         default=1.0, ge=0, description=f"{NO_STANDARD} Base score after a typhoon."
     )
     wall_past_life_score: float = Field(
-        default=0.8, ge=0,
+        default=0.8,
+        ge=0,
         description=f"{NO_STANDARD} Base score of a wall past its design life.",
     )
     wall_overdue_score: float = Field(
-        default=0.5, ge=0,
+        default=0.5,
+        ge=0,
         description=f"{NO_STANDARD} Base score of a wall overdue for its check.",
     )
     wall_overdue_per_year: float = Field(
-        default=0.1, ge=0,
+        default=0.1,
+        ge=0,
         description=f"{NO_STANDARD} Added per started year overdue (stepwise, so "
         "a zone does not change every day).",
     )
@@ -172,21 +204,25 @@ class RiskSettings(BaseSettings):
 
     # -- 3. river pollution pressure --------------------------------------------
     river_distance_m: float = Field(
-        default=500.0, gt=0,
+        default=500.0,
+        gt=0,
         description=f"{NO_STANDARD} Sources within this distance of a segment "
         "press on it; the weight falls linearly from 1 at the bank to 0 here.",
     )
     river_site_weight: float = Field(
-        default=1.0, ge=0,
+        default=1.0,
+        ge=0,
         description=f"{NO_STANDARD} Weight of a construction site per hectare.",
     )
     river_plant_weight: float = Field(
-        default=2.0, ge=0,
+        default=2.0,
+        ge=0,
         description=f"{NO_STANDARD} Weight of a concrete plant per "
         "`river_plant_capacity_ref` of yearly capacity.",
     )
     river_plant_capacity_ref: float = Field(
-        default=100_000.0, gt=0,
+        default=100_000.0,
+        gt=0,
         description=f"{NO_STANDARD} Yearly capacity (m3) counted as size 1; a "
         "plant without capacity counts as size 1.",
     )
@@ -196,7 +232,9 @@ class RiskSettings(BaseSettings):
         "without a status count; completed sites do not).",
     )
     river_attenuation: float = Field(
-        default=1.0, ge=0, le=1,
+        default=1.0,
+        ge=0,
+        le=1,
         description=f"{NO_STANDARD} Share of a segment's accumulated pressure "
         "passed to the segment downstream (1 = no decay).",
     )
@@ -209,7 +247,8 @@ class RiskSettings(BaseSettings):
 
     # -- 4. composite grid -------------------------------------------------------
     grid_cell_m: float = Field(
-        default=250.0, gt=0,
+        default=250.0,
+        gt=0,
         description=f"{NO_STANDARD} Side of a grid cell (and raster pixel).",
     )
     weight_building: float = Field(
@@ -222,12 +261,16 @@ class RiskSettings(BaseSettings):
         default=0.4, ge=0, description=f"{NO_STANDARD} Composite weight."
     )
     normalise_quantile: float = Field(
-        default=0.99, gt=0, le=1,
+        default=0.99,
+        gt=0,
+        le=1,
         description=f"{NO_STANDARD} Each kind's cell score is divided by this "
         "quantile of its non-zero cells (and capped at 1) before weighting.",
     )
     hotspot_alpha: float = Field(
-        default=0.05, gt=0, lt=1,
+        default=0.05,
+        gt=0,
+        lt=1,
         description="[R] Two-sided significance level of Gi* hot/cold spots "
         "(0.05, the usual choice).",
     )
@@ -248,20 +291,30 @@ class RiskSettings(BaseSettings):
 
     # -- incremental refresh -----------------------------------------------------
     refresh_full_threshold: int = Field(
-        default=100_000, ge=0,
+        default=100_000,
+        ge=0,
         description="[D] With more queued changes than this, a refresh "
         "recomputes the kinds concerned in full (a bulk ingest).",
     )
     workers: int = Field(
-        default=2, ge=1,
+        default=2,
+        ge=1,
         description="Database connections used in parallel for the zone measures.",
     )
 
     def params(self, kind: str) -> dict:
         """The settings that shape zones of ``kind`` (stored with each zone)."""
         prefix = {
-            "dangerous_building": ("metric", "building", "d_", "c_", "floor",
-                                   "default_b", "sensitive", "exposure"),
+            "dangerous_building": (
+                "metric",
+                "building",
+                "d_",
+                "c_",
+                "floor",
+                "default_b",
+                "sensitive",
+                "exposure",
+            ),
             "curtain_wall": ("metric", "wall", "exposure", "sensitive"),
             "river_pressure": ("metric", "river"),
         }[kind]

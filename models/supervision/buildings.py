@@ -44,9 +44,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Connection, text
 
+from gis_server.overrides import OverridableSettings
 from models.supervision.rules import (
     LEVELS,
     Finding,
@@ -88,7 +89,7 @@ JGJ102 = "JGJ 102-2003 §12.2 and Guangzhou / Guangdong curtain-wall regulations
 DESIGN = "[D] no standard: design default."
 
 
-class BuildingRules(BaseSettings):
+class BuildingRules(OverridableSettings):
     """Thresholds and schedule of the buildings rules, one setting each.
 
     Each description starts with its confidence mark: [S] seen in a published

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy import (
     Column,
     Connection,
@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from gis_server.overrides import OverridableSettings
 from layers import metadata
 from layers.supervision.concrete import BATCH_MATERIALS
 from models.supervision.concrete_strength import (
@@ -92,7 +93,7 @@ credit_history_table = Table(
 # -- settings -------------------------------------------------------------------
 
 
-class ConcreteRules(BaseSettings):
+class ConcreteRules(OverridableSettings):
     """Thresholds of the concrete-plant rules, one field each."""
 
     model_config = SettingsConfigDict(

@@ -39,10 +39,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import shapely
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Connection, text
 
 from gis_server.errors import NotFound
+from gis_server.overrides import OverridableSettings
 from ingest.batch import FeatureBatch
 from models.supervision.engine import end_of_day
 from models.supervision.rules import (
@@ -77,7 +78,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 LIQUIDITY_SCHEME = "Guangdong provident fund liquidity risk scheme"
 
 
-class FundRules(BaseSettings):
+class FundRules(OverridableSettings):
     """Thresholds of the provident fund rules (ratios as fractions)."""
 
     model_config = SettingsConfigDict(

@@ -54,9 +54,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Connection, select
 
+from gis_server.overrides import OverridableSettings
 from layers.supervision.inspections import (
     SEVERITIES,
     SEVERITY_ZH,
@@ -83,7 +84,7 @@ ESCALATION_EN: dict[int, str] = {
 }
 
 
-class InspectionRules(BaseSettings):
+class InspectionRules(OverridableSettings):
     """Thresholds of the inspection rules (env ``GIS_RULES_INSPECTIONS_*``)."""
 
     model_config = SettingsConfigDict(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from gis_server.overrides import OverridableSettings, cached
 from gis_server.settings import PROJECT_ROOT
 
 
-class LoopSettings(BaseSettings):
+class LoopSettings(OverridableSettings):
     """How warnings move along their loop and where their evidence is kept."""
 
     model_config = SettingsConfigDict(
@@ -102,6 +102,6 @@ class LoopSettings(BaseSettings):
         }[level]
 
 
-@lru_cache
+@cached
 def loop_settings() -> LoopSettings:
     return LoopSettings()

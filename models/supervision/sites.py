@@ -48,9 +48,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Connection, text
 
+from gis_server.overrides import OverridableSettings
 from layers.supervision.sites import RECORD_KINDS, SEVERITIES
 from models.supervision.engine import end_of_day
 from models.supervision.rules import (
@@ -82,7 +83,7 @@ DEPOSIT_2021 = "人社部发〔2021〕65号 (工程建设领域农民工工资�
 GZ_LIST = "Guangzhou list of wage-payment violations"
 
 
-class SiteRules(BaseSettings):
+class SiteRules(OverridableSettings):
     """Thresholds of the construction-site wage rules and the credit score."""
 
     model_config = SettingsConfigDict(

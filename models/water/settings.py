@@ -16,12 +16,12 @@ mild, DO < 0.2 severe; NH3-N > 8.0 mild, > 15 severe. The guideline's ranges
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from gis_server.overrides import OverridableSettings, cached
 from gis_server.settings import PROJECT_ROOT
 
 #: GB 3838-2002 table 1, limits for classes I..V [S]. ``do`` is a lower bound
@@ -38,7 +38,7 @@ GB3838_2002_LIMITS: dict[str, tuple[float, float, float, float, float]] = {
 }
 
 
-class WaterSettings(BaseSettings):
+class WaterSettings(OverridableSettings):
     """Thresholds and defaults of black-odorous water, relapse warnings and patrols."""
 
     model_config = SettingsConfigDict(
@@ -268,6 +268,6 @@ class WaterSettings(BaseSettings):
         return by_level
 
 
-@lru_cache
+@cached
 def water_settings() -> WaterSettings:
     return WaterSettings()

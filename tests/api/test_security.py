@@ -400,6 +400,59 @@ MATRIX: list[tuple[str, Call, tuple[int, ...]]] = [
 ]
 
 
+# -- administration of accounts and rule settings: administrators only ----------
+
+
+def _tmp_user(engine: Engine) -> dict:
+    name = f"tmp{next(_SEQ)}"
+    with engine.begin() as conn:
+        accounts.add_user(conn, name, "analyst", None)
+    return {"u": name}
+
+
+def _tmp_key(engine: Engine) -> dict:
+    with engine.begin() as conn:
+        _, row = accounts.new_key(conn, "analyst", "to revoke")
+    return {"u": "analyst", "k": row["id"]}
+
+
+def _tmp_override(engine: Engine) -> dict:
+    """An override equal to the default (the snapshot is the process's)."""
+    from gis_server import audit, overrides
+    from models.settings_groups import load_groups
+
+    load_groups()
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM setting_overrides"))
+        overrides.set_override(conn, audit.Actor("tests"), "loop",
+                               "escalation_interval_days", 7.0)
+    return {}
+
+
+ADMIN_ONLY = (401, 200, 403, 403, 403)
+MATRIX += [
+    ("user", _get("/admin/users/analyst"), ADMIN_ONLY),
+    ("create user", _send("POST", "/admin/users", lambda: {
+        "username": f"new{next(_SEQ)}", "role": "analyst"}),
+     (401, 201, 403, 403, 403)),
+    ("change user", _send("PATCH", "/admin/users/{u}",
+                          lambda: {"display_name": "新名"}, setup=_tmp_user),
+     ADMIN_ONLY),
+    ("user keys", _get("/admin/users/analyst/keys"), ADMIN_ONLY),
+    ("create key", _send("POST", "/admin/users/{u}/keys", lambda: {"name": "t"},
+                         setup=_tmp_user), (401, 201, 403, 403, 403)),
+    ("revoke key", _send("DELETE", "/admin/users/{u}/keys/{k}", setup=_tmp_key),
+     (401, 204, 403, 403, 403)),
+    ("settings", _get("/admin/settings"), ADMIN_ONLY),
+    ("override a setting", _send(
+        "PUT", "/admin/settings/loop/escalation_interval_days",
+        lambda: {"value": 7.0}), ADMIN_ONLY),
+    ("remove an override", _send(
+        "DELETE", "/admin/settings/loop/escalation_interval_days",
+        setup=_tmp_override), ADMIN_ONLY),
+]
+
+
 @pytest.mark.parametrize(
     ("name", "call", "expected"), MATRIX, ids=[m[0] for m in MATRIX]
 )
