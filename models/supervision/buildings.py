@@ -1762,6 +1762,9 @@ def demo_records(
         crack_type: str | None = None,
         near: bool | None = None,
     ) -> None:
+        # a vertical compression crack over 0.6 of a 3.0 m storey (JGJ 125-99
+        # counts those longer than half the storey height)
+        length = 1.8 if crack_type == "vertical_compression" else None
         for d, v in zip(days, values, strict=True):
             readings.append(
                 {
@@ -1771,6 +1774,8 @@ def demo_records(
                     "kind": kind,
                     "value": round(float(v), 2),
                     "crack_type": crack_type,
+                    "crack_length_m": length,
+                    "storey_height_m": 3.0 if length else None,
                     "near_underground_works": near,
                 }
             )
@@ -1812,12 +1817,23 @@ def demo_records(
         elif scenario == "tilt_far_over":
             tilt = 1.7 + rng.normal(0, 0.01, n)
         series(bid, "T1", "tilt_pct", fortnightly, np.abs(tilt))
-        crack = {
-            "crack_over": ("vertical_compression", 2.4),
-            "crack_far_over": ("beam_bearing", 1.6),
-            "tilt_over": ("horizontal_eccentric", 0.3),
-            "tilt_far_over": ("horizontal_eccentric", 0.4),
-        }.get(scenario)
+        # the JGJ 125-99 crack limits are for masonry: other structures show
+        # their crack scenarios as settlement cracks (JGJ 125-2016)
+        crack = (
+            {
+                "crack_over": ("vertical_compression", 2.4),
+                "crack_far_over": ("beam_bearing", 1.6),
+                "tilt_over": ("horizontal_eccentric", 0.3),
+                "tilt_far_over": ("horizontal_eccentric", 0.4),
+            }
+            if masonry
+            else {
+                "crack_over": ("settlement", 10.8),
+                "crack_far_over": ("settlement", 15.5),
+                "tilt_over": ("settlement", 1.5),
+                "tilt_far_over": ("settlement", 2.0),
+            }
+        ).get(scenario)
         if scenario == "settlement_cracks":
             for k in range(2):
                 series(
@@ -1829,14 +1845,15 @@ def demo_records(
                     crack_type="settlement",
                 )
         elif scenario == "crack_widening":
-            widths = 0.9 + 0.004 * (182 - fortnightly) + rng.normal(0, 0.01, n)
+            start, per_day = (0.9, 0.004) if masonry else (8.4, 0.008)
+            widths = start + per_day * (182 - fortnightly) + rng.normal(0, 0.01, n)
             series(
                 bid,
                 "C1",
                 "crack_width_mm",
                 fortnightly,
                 widths,
-                crack_type="vertical_compression",
+                crack_type="vertical_compression" if masonry else "settlement",
             )
         elif crack is not None:
             series(
