@@ -563,6 +563,34 @@ def test_reading_series(world, engine):
     assert crack.rate_per_day == pytest.approx(0.2 / 7)
 
 
+def test_reading_series_fit_and_rate_limit(world, engine):
+    with engine.connect() as conn:
+        (series,) = reading_series(conn, "TB-SM-ABOVE", "settlement_mm")
+        (tilt,) = reading_series(conn, "TB-TT-HIGH", "tilt_pct")
+        (nm,) = reading_series(conn, "TB-NM-BB", "crack_width_mm")
+    # a monthly survey: every month anchored on the survey before
+    assert [m.month for m in series.monthly][-2:] == ["2026-10", "2026-11"]
+    assert series.monthly[-1].rate_mm_month == pytest.approx(4.3, abs=0.01)
+    assert series.rate_limit_per_month == 4.0 and tilt.rate_limit_per_month is None
+    (t0, v0), (t1, v1) = tilt.fit
+    assert (v1 - v0) / ((t1 - t0).days) == pytest.approx(0.04 / 7)
+    assert tilt.threshold == 0.7 and nm.threshold is None  # masonry limit only
+
+
+@pytest.mark.parametrize(
+    ("building", "kind"),
+    [("TB-SR-ABOVE", "settlement_mm"), ("TB-TR-HIGH", "crack_width_mm")],
+)
+def test_trend_chart(world, engine, building, kind, tmp_path):
+    from map_ui.supervision import chart_png
+
+    png = chart_png(engine, "trend", "en", building=building, kind=kind)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = chart_png(engine, "trend", "en", building="TB-NONE", kind=kind)
+    assert len(png) > len(empty)
+    (tmp_path / f"{building}.png").write_bytes(png)
+
+
 def test_feed_csv_bad_rows_rejected_with_reasons(engine, tmp_path):
     path = tmp_path / "readings.csv"
     path.write_text(
