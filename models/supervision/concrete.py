@@ -14,6 +14,11 @@ pure check functions (``check_<kind>``) that return findings; the arithmetic
 :mod:`models.supervision.concrete_strength`) is numpy with doctests.
 :func:`credit_scores` turns the findings into each plant's credit score,
 written to ``concrete_credit_history`` and to the layer's ``credit_score``.
+
+A finding about a record (a production ticket, a lot, a specimen group) is
+observed at the record's time under the record's number as its period; a
+standing condition (incomplete basic data, a silent mixer, no arrival, a
+result still missing) at the evaluation time (the engine's end of the day).
 """
 
 from __future__ import annotations
