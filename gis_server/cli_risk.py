@@ -139,3 +139,12 @@ def settings_cmd() -> None:
         table.add_row(f["field"].upper(), str(f["value"]), f["source"],
                       f["description"])
     out.print(table)
+    from models.wall_schedule import WallScheduleRules
+
+    schedule = WallScheduleRules()
+    table = Table("curtain-wall schedule (GIS_RULES_BUILDINGS_...)", "value",
+                  "source / meaning")
+    for name, info in WallScheduleRules.model_fields.items():
+        table.add_row(name.upper(), str(getattr(schedule, name)),
+                      info.description or "")
+    out.print(table)

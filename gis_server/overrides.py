@@ -276,6 +276,9 @@ class OverridableSettings(BaseSettings):
 
     #: fields that stay env-only (besides every ``Path`` field)
     env_only: ClassVar[frozenset[str]] = frozenset()
+    #: set on a class holding part of a group (``WallScheduleRules``): the
+    #: subclass with the same prefix (``BuildingRules``) is then the group
+    partial_group: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -284,8 +287,14 @@ class OverridableSettings(BaseSettings):
         parent = next(
             (b for b in cls.__mro__[1:] if issubclass(b, OverridableSettings)), None
         )
-        if not name or (parent is not None and group_name(parent) == name):
-            return  # no prefix of its own (a variant of its parent): not a group
+        if not name:
+            return
+        if parent is not None and group_name(parent) == name:
+            if not vars(parent).get("partial_group", False):
+                return  # no prefix of its own (a variant of its parent): not a group
+            # the parent holds part of the group's fields: the subclass is the group
+            GROUPS[name] = cls
+            return
         known = GROUPS.get(name)
         if known is not None and known.__qualname__ != cls.__qualname__:
             raise TypeError(

@@ -1,5 +1,12 @@
 """The housing officer's page: buildings by safety grade, curtain walls due,
-hazard and fall zones, and the hazard list."""
+hazard and fall zones, and the hazard list.
+
+The walls due and the hazard list come from the same code as the
+supervision rules (:func:`models.supervision.buildings.hazard_list`, the
+list ``/supervision/hazards`` answers, and the shared curtain-wall schedule
+of :mod:`models.wall_schedule`), so the page, the warnings and the fall
+zones agree on when a wall is due.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from sqlalchemy import Engine, text
 from gis_server.errors import InvalidParameter
 from layers import get_layer
 from layers.catalog import SAFETY_GRADE_COLORS, SAFETY_GRADES
+from layers.supervision.warnings import LEVEL_COLORS
 from map_ui.elements import (
     Legend,
     collection_json,
@@ -28,22 +36,21 @@ from map_ui.elements import (
     tiles_layer,
 )
 from map_ui.gcj import shift_bounds, shift_geojson
-from map_ui.i18n import Lang, layer_title, property_titles, t
+from map_ui.i18n import Lang, layer_title, level_name, property_titles, t
 from map_ui.settings import MapSettings
-from models.risk.scoring import wall_status
 from models.risk.service import local_today
-from models.risk.settings import RiskSettings
+from models.supervision.buildings import BuildingRules, hazard_list
+from models.wall_schedule import ScheduledWall, scheduled_walls
 
 log = logging.getLogger("gis_server.maps")
 
 _ENV = Environment(autoescape=True)
 
-#: Grades on the hazard list (JGJ 125-2016: C local danger, D whole building).
-HAZARD_GRADES = ("C", "D")
 HAZARD_ZONE_KINDS = ("dangerous_building", "curtain_wall")
 WALL_COLORS = {"due": "#f0a400", "overdue": "#b30000"}
 #: What a due wall's popup shows (kept short: a large city has thousands due).
-WALL_POPUP = ("building", "support_type", "last_checked_on", "next_due", "status")
+WALL_POPUP = ("building", "support_type", "last_checked_on", "next_due", "check",
+              "status")
 
 _DISTRICT = "(CAST(:district AS text) IS NULL OR b.district = :district)"
 
@@ -61,15 +68,18 @@ FROM layer_buildings b
 WHERE b.safety_grade = ANY (:grades) AND {_DISTRICT}
 """
 
-HAZARD_SQL = f"""
-SELECT b.id, b.address, b.district, b.safety_grade, b.appraised_on,
-       ST_XMin(b.geom) AS minx, ST_YMin(b.geom) AS miny,
-       ST_XMax(b.geom) AS maxx, ST_YMax(b.geom) AS maxy,
-       count(*) OVER () AS total
-FROM layer_buildings b
-WHERE b.safety_grade = ANY (:grades) AND {_DISTRICT}
-ORDER BY b.safety_grade DESC, b.appraised_on NULLS FIRST, b.id
-LIMIT :limit
+#: Map row (layer id, bounds) of each hazard-list subject, by source id.
+PLACES_SQL = """
+SELECT DISTINCT ON (source_id) source_id, id,
+       ST_XMin(geom) AS minx, ST_YMin(geom) AS miny,
+       ST_XMax(geom) AS maxx, ST_YMax(geom) AS maxy
+FROM layer_{layer} WHERE source_id = ANY (:ids)
+ORDER BY source_id, source_part
+"""
+
+WALL_GEOMETRY_SQL = """
+SELECT id, area_m2, ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS geometry
+FROM layer_curtain_walls WHERE id = ANY (:ids)
 """
 
 # A district filter on layers without a district column goes through the
@@ -77,16 +87,6 @@ LIMIT :limit
 _IN_DISTRICT = """(CAST(:district AS text) IS NULL OR EXISTS (
     SELECT 1 FROM layer_districts d WHERE d.name = :district
     AND ST_Intersects(d.geom, x.geom)))"""
-
-WALLS_SQL = f"""
-SELECT x.id, x.building, x.area_m2, x.height_m, x.support_type, x.accepted_on,
-       x.last_checked_on, x.design_life_years, x.extra->>:typhoon_key AS typhoon,
-       ST_AsGeoJSON(ST_PointOnSurface(x.geom), 6) AS geometry,
-       ST_XMin(x.geom) AS minx, ST_YMin(x.geom) AS miny,
-       ST_XMax(x.geom) AS maxx, ST_YMax(x.geom) AS maxy
-FROM layer_curtain_walls x
-WHERE {_IN_DISTRICT}
-"""
 
 ZONES_COUNT_SQL = f"""
 SELECT count(*) FROM (SELECT 1 FROM layer_risk_zones x
@@ -120,31 +120,32 @@ PANEL = _ENV.from_string(
 <div class="gis-note" id="gis-hazard-counts" data-buildings="{{ hazard_total }}"
   data-walls="{{ overdue_total }}">{{ t('hazard_buildings') }}: {{ hazard_total }} ·
   {{ t('overdue_walls') }}: {{ overdue_total }}
-  {% if hazard_total > hazards|length %}({{ t('shown_of', shown=hazards|length,
-  total=hazard_total) }}){% endif %}</div>
+  {% if hazard_total + overdue_total > hazards|length %}({{ t('shown_of',
+  shown=hazards|length, total=hazard_total + overdue_total) }}){% endif %}</div>
 <table id="gis-hazards">
 <thead><tr><th>{{ t('kind') }}</th><th>{{ t('grade') }}</th><th>{{ t('address')
   }}</th></tr></thead>
 <tbody>
-{% for h in hazards %}
+{% for h in hazards %}{% if h.layer == 'buildings' %}
 <tr class="gis-row" data-kind="building" data-id="{{ h.id }}"
-    data-layer="buildings" data-value="{{ h.id }}"
-    data-bounds="{{ h.bounds }}" onclick="GIS.zoomTo(this)">
+    data-layer="buildings" data-value="{{ h.id }}" data-level="{{ h.level }}"
+    data-bounds="{{ h.bounds }}" onclick="GIS.zoomTo(this)" title="{{ h.why }}">
   <td>{{ t('building') }}</td>
-  <td><span class="gis-badge" style="background:{{ h.color }}">{{ h.safety_grade
+  <td><span class="gis-badge" style="background:{{ h.color }}">{{ h.badge
   }}</span></td>
-  <td>{{ h.address or h.id }}{% if h.district %} · {{ h.district }}{% endif %}</td>
+  <td>{{ h.name or h.subject_id }}{% if h.district %} · {{ h.district }}{% endif
+  %}</td>
 </tr>
-{% endfor %}
-{% for w in walls %}
-<tr class="gis-row" data-kind="curtain_wall" data-id="{{ w.id }}"
-    data-layer="curtain_walls_due" data-value="{{ w.id }}"
-    data-bounds="{{ w.bounds }}" onclick="GIS.zoomTo(this)">
+{% else %}
+<tr class="gis-row" data-kind="curtain_wall" data-id="{{ h.id }}"
+    data-layer="curtain_walls_due" data-value="{{ h.id }}" data-level="{{ h.level }}"
+    data-bounds="{{ h.bounds }}" onclick="GIS.zoomTo(this)" title="{{ h.why }}">
   <td>{{ t('curtain_wall') }}</td>
   <td><span class="gis-overdue">{{ t('overdue') }}</span></td>
-  <td>{{ w.building or w.id }} · {{ t('next_check') }} {{ w.next_due }}</td>
+  <td>{{ h.name or h.subject_id }}{% if h.due_on %} · {{ t('next_check') }} {{
+  h.due_on }}{% endif %}</td>
 </tr>
-{% endfor %}
+{% endif %}{% endfor %}
 </tbody></table>
 """
 )
@@ -191,37 +192,53 @@ def check_grades(grades: list[str] | None) -> tuple[str, ...]:
     return tuple(g for g in SAFETY_GRADES if g in chosen)
 
 
-def wall_schedule(walls: list[dict], today: dt.date, due_within_days: int,
-                  risk: RiskSettings) -> list[dict]:
-    """The walls due within ``due_within_days`` or overdue, with their status."""
+def wall_schedule(walls: list[ScheduledWall], today: dt.date,
+                  due_within_days: int) -> list[dict]:
+    """The walls due within ``due_within_days`` or overdue, with their status.
+
+    A wall's next check is the earliest of its due checks (safety check,
+    adhesive sampling, a missing appraisal: the shared schedule); a check
+    whose trigger has no date counts as overdue.
+    """
     horizon = today + dt.timedelta(days=due_within_days)
     out = []
     for w in walls:
-        status = wall_status(w["support_type"], w["accepted_on"], w["last_checked_on"],
-                             w["design_life_years"], w.get("typhoon"), today, risk)
-        if status.next_due is None or (not status.overdue
-                                       and status.next_due > horizon):
+        if not w.due:
             continue
-        out.append({**w, "next_due": status.next_due, "overdue": status.overdue,
-                    "overdue_years": status.overdue_years,
-                    "status": "overdue" if status.overdue else "due"})
+        undated = [d for d in w.due if d.due_on is None]
+        first = min((d for d in w.due if d.due_on is not None),
+                    key=lambda d: d.due_on, default=None)
+        overdue = bool(undated) or (first is not None and first.due_on < today)
+        if not overdue and (first is None or first.due_on > horizon):
+            continue
+        check = undated[0] if undated else first
+        out.append({"id": w.id, "building": w.building,
+                    "support_type": w.support_type,
+                    "last_checked_on": w.last_checked_on,
+                    "next_due": first.due_on if first else None,
+                    "check": check.kind if check else None,
+                    "overdue": overdue, "status": "overdue" if overdue else "due"})
     return out
+
+
+def _places(conn, layer: str, ids: list[str]) -> dict[str, dict]:
+    return {r["source_id"]: r for r in _rows(conn, PLACES_SQL.format(layer=layer),
+                                             ids=ids)}
 
 
 def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
                  district: str | None, grades: list[str] | None,
                  today: dt.date | None = None,
-                 risk: RiskSettings | None = None) -> str:
+                 rules: BuildingRules | None = None) -> str:
     """The housing officer's HTML page, filtered by district and grades."""
     datum = settings.datum
     chosen = check_grades(grades)
-    risk = risk or RiskSettings()
+    rules = rules or BuildingRules()
     today = today or local_today()
     known = districts(engine)
     district = district or None
     if district is not None and district not in known:
         raise InvalidParameter(f"unknown district {district!r}")
-    hazard_grades = [g for g in HAZARD_GRADES if g in chosen]
     cap = settings.inline_max_features + 1
     args = {"district": district}
     with engine.connect() as conn:
@@ -232,9 +249,20 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
                                      {**args, "grades": list(chosen)}, datum,
                                      simplify_deg=settings.simplify_deg)
                      if inline_buildings else None)
-        hazards = _rows(conn, HAZARD_SQL, **args, grades=hazard_grades,
-                        limit=settings.list_max_rows)
-        walls = _rows(conn, WALLS_SQL, **args, typhoon_key=risk.wall_typhoon_key)
+        # the list /supervision/hazards answers; buildings of unchosen grades out
+        hazards = [h for h in hazard_list(conn, today, district, None, rules)
+                   if h["layer"] != "buildings" or h["grade"] is None
+                   or h["grade"] in chosen]
+        places = {
+            layer: _places(conn, layer, [h["subject_id"] for h in hazards
+                                         if h["layer"] == layer])
+            for layer in ("buildings", "curtain_walls")}
+        walls = [w for w in scheduled_walls(conn, today, rules)
+                 if district is None or w.district == district]
+        due_walls = wall_schedule(walls, today, settings.wall_due_within_days)
+        shapes = {r["id"]: r for r in _rows(
+            conn, WALL_GEOMETRY_SQL,
+            ids=[w["id"] for w in due_walls[: settings.inline_max_features]])}
         n_zones = conn.execute(text(ZONES_COUNT_SQL), {
             **args, "kinds": list(HAZARD_ZONE_KINDS), "cap": cap}).scalar_one()
         inline_zones = n_zones <= settings.inline_max_features
@@ -250,10 +278,9 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
             "coalesce((SELECT ST_Extent(geom) FROM layer_districts "
             "WHERE CAST(:district AS text) IS NULL OR name = :district), "
             "(SELECT ST_Extent(geom) FROM layer_buildings)) AS e) x"), args).one()
-    due_walls = wall_schedule(walls, today, settings.wall_due_within_days, risk)
-    overdue = sorted((w for w in due_walls if w["overdue"]),
-                     key=lambda w: (w["next_due"], w["id"]))
-    hazard_total = hazards[0]["total"] if hazards else 0
+    hazards = [h for h in hazards if h["subject_id"] in places[h["layer"]]]
+    hazard_total = sum(1 for h in hazards if h["layer"] == "buildings")
+    overdue_total = len(hazards) - hazard_total
 
     bounds = shift_bounds(tuple(extent), datum) if extent[0] is not None else None
     m = new_map(settings, lang, bounds)
@@ -284,9 +311,9 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
     wall_spec = get_layer("curtain_walls")
     m.add_child(inline_layer(
         "curtain_walls_due",
-        collection_of([feature(shift_geojson(w["geometry"], datum),
-                 _jsonable({k: w[k] for k in WALL_POPUP}), w["id"])
-         for w in due_walls[: settings.inline_max_features]]),
+        collection_of([feature(shift_geojson(shapes[w["id"]]["geometry"], datum),
+                               _jsonable({k: w[k] for k in WALL_POPUP}), w["id"])
+                       for w in due_walls if w["id"] in shapes]),
         wall_spec, lang, t("curtain_walls_due", lang),
         style={"color": "#00a6ca", "fillColor": "#00a6ca", "weight": 2, "radius": 6,
                "colorBy": "status", "palette": WALL_COLORS},
@@ -305,14 +332,17 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
         note=zoom_note))
     folium.LayerControl(collapsed=False).add_to(m)
 
-    for h in hazards:
+    shown = hazards[: settings.list_max_rows]
+    for h in shown:
+        place = places[h["layer"]][h["subject_id"]]
+        h["id"] = place["id"]
         h["bounds"] = json.dumps(shift_bounds(
-            (h["minx"], h["miny"], h["maxx"], h["maxy"]), datum))
-        h["color"] = SAFETY_GRADE_COLORS.get(h["safety_grade"], "#ccc")
-    shown_walls = overdue[: settings.list_max_rows]
-    for w in shown_walls:
-        w["bounds"] = json.dumps(shift_bounds(
-            (w["minx"], w["miny"], w["maxx"], w["maxy"]), datum))
+            (place["minx"], place["miny"], place["maxx"], place["maxy"]), datum))
+        graded = h["grade"] in ("C", "D")  # else listed for its monitoring
+        h["badge"] = h["grade"] if graded else level_name(h["level"], lang)
+        h["color"] = (SAFETY_GRADE_COLORS[h["grade"]] if graded
+                      else LEVEL_COLORS.get(h["level"], "#ccc"))
+        h["why"] = "; ".join(h["reasons"])
     other = "zh" if lang == "en" else "en"
     query = urlencode([*(("grade", g) for g in chosen),
                        *([("district", district)] if district else [])])
@@ -324,13 +354,12 @@ def housing_page(engine: Engine, settings: MapSettings, lang: Lang, *,
         district=district,
         all_grades=SAFETY_GRADES,
         grades=chosen,
-        hazards=hazards,
+        hazards=shown,
         hazard_total=hazard_total,
-        walls=shown_walls,
-        overdue_total=len(overdue),
+        overdue_total=overdue_total,
     )
     log.info("housing page built", extra={
         "district": district, "grades": chosen, "buildings": n_buildings,
         "inline": inline_buildings, "hazards": hazard_total,
-        "walls_due": len(due_walls), "walls_overdue": len(overdue)})
+        "walls_due": len(due_walls), "walls_overdue": overdue_total})
     return render_page(m, settings, t("housing_title", lang), panel, lang)

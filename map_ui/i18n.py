@@ -40,7 +40,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "wall_overdue": ("幕墙检查已逾期", "Curtain wall check overdue"),
     "hazard_zones": ("危房与幕墙风险区", "Hazard and fall zones"),
     "hazard_list": ("隐患清单", "Hazard list"),
-    "hazard_buildings": ("C/D级房屋", "C/D buildings"),
+    "hazard_buildings": ("隐患房屋", "Buildings at risk"),
     "overdue_walls": ("逾期幕墙", "Overdue curtain walls"),
     "address": ("地址", "Address"),
     "next_check": ("下次检查", "Next check"),

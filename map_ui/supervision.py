@@ -856,18 +856,90 @@ def _enterprise_chart(engine: Engine, lang: Lang, *, table: bool,
 
 
 def _building_trend(engine: Engine, building: str, kind: str, lang: Lang) -> bytes:
+    """Readings of a building per survey point with what the rules read of them.
+
+    The points; the least-squares line of the trend window with its rate; the
+    limit of the value (tilt, crack width); for settlement, the monthly rates
+    of the rate rule as bars on a second axis (mm/month) with their limit
+    (4 mm/month by default) and the months over it drawn darker.
+    """
     try:
-        from models.supervision.buildings import reading_series
+        from models.supervision.buildings import DAYS_PER_MONTH, reading_series
     except ImportError as exc:  # the buildings domain is not installed
         raise NotFound("building trends are not available") from exc
     with engine.connect() as conn:
         series = reading_series(conn, building, kind)
-    lines = {s.sensor_id: list(s.points) for s in series}
-    thresholds = {f"{label('alert', lang)} {s.threshold:g} {s.unit}".strip():
-                  s.threshold for s in series if s.threshold is not None}
-    unit = series[0].unit if series else ""
-    return charts.line_chart(lines, f"{building} · {kind}", thresholds or None,
-                             y_label=unit, empty_text=label("none", lang))
+    words = {  # this chart's own labels: (zh, en)
+        "fit": ("拟合", "fit"), "monthly": ("月沉降速率", "monthly rate"),
+        "per_month": ("毫米/月", "mm/month"), "per_day": ("/天", "/day"),
+    }
+
+    def w(key: str) -> str:
+        return _pick(words[key], lang)
+
+    title = f"{building} · {kind}"
+    if not any(s.points for s in series):
+        return charts.line_chart({}, title, empty_text=label("none", lang))
+    settlement = kind == "settlement_mm"
+    fig, ax = charts._figure(title)
+    unit = series[0].unit
+    for i, s in enumerate(series):
+        color = charts.PALETTE[i % len(charts.PALETTE)]
+        xs, ys = zip(*s.points, strict=True)
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.0, color=color,
+                label=s.sensor_id)
+        if s.fit is not None and s.rate_per_day is not None:
+            (t0, v0), (t1, v1) = s.fit
+            rate = (f"{s.rate_per_day * DAYS_PER_MONTH:+.2f} {w('per_month')}"
+                    if settlement else f"{s.rate_per_day:+.4f} {unit}{w('per_day')}")
+            ax.plot([t0, t1], [v0, v1], linewidth=3, alpha=0.5, color=color,
+                    label=f"{s.sensor_id} {w('fit')} {rate}")
+            if s.threshold is not None and s.rate_per_day > 0:
+                # the fitted rate carried forward as long again: towards the limit
+                ax.plot([t1, t1 + (t1 - t0)], [v1, v1 + (v1 - v0)], linestyle=":",
+                        linewidth=1.5, color=color)
+    for j, value in enumerate(sorted({s.threshold for s in series
+                                      if s.threshold is not None})):
+        ax.axhline(value, linestyle="--", linewidth=1,
+                   color=("#d73027", "#fc8d59")[j % 2],
+                   label=f"{label('alert', lang)} {value:g} {unit}")
+    handles, names = ax.get_legend_handles_labels()
+    limit = next((s.rate_limit_per_month for s in series
+                  if s.rate_limit_per_month is not None), None)
+    months = [(i, m) for i, s in enumerate(series) for m in s.monthly]
+    if settlement and months:
+        bars = ax.twinx()
+        width = 24.0 / max(1, len(series))  # days, side by side per point
+        for i, m in months:
+            year, mon = int(m.month[:4]), int(m.month[5:7])
+            mid = dt.datetime(year, mon, 15, tzinfo=m.last.tzinfo)
+            over = limit is not None and m.rate_mm_month > limit
+            drawn = bars.bar(
+                mid + dt.timedelta(days=(i - (len(series) - 1) / 2) * width),
+                m.rate_mm_month, width=width * 0.9,
+                color=charts.PALETTE[i % len(charts.PALETTE)],
+                alpha=0.55 if over else 0.2, zorder=0)
+            bars.bar_label(drawn, labels=[f"{m.rate_mm_month:.1f}"], fontsize=7,
+                           padding=1)
+        bars.set_ylabel(w("per_month"))
+        top = max([m.rate_mm_month for _, m in months] + [limit or 0.0])
+        bars.set_ylim(min(0.0, min(m.rate_mm_month for _, m in months)), top * 1.6)
+        if limit is not None:
+            line = bars.axhline(limit, linestyle=":", linewidth=1.5, color="#d73027")
+            handles.append(line)
+            names.append(f"{label('alert', lang)} {limit:g} {w('per_month')}")
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color=charts.PALETTE[0], alpha=0.4))
+        names.append(w("monthly"))
+        ax.set_zorder(bars.get_zorder() + 1)
+        ax.patch.set_visible(False)
+    if unit:
+        ax.set_ylabel(unit)
+    ax.grid(True, linewidth=0.3)
+    ax.legend(handles, names, loc="upper left", fontsize=7, frameon=False)
+    fig.autofmt_xdate()
+    return charts._png(fig)
 
 
 def _fund_trend(engine: Engine, centre: str, metric: str, lang: Lang) -> bytes:

@@ -18,51 +18,82 @@ D = dt.date
 
 
 # -- curtain-wall schedule (JGJ 102-2003 §12.2), each side of each threshold -------
+#
+# The schedule is models.wall_schedule's (shared with the supervision rules and
+# the housing page); these cases check what a fall zone makes of it.
+
+SILICONE_SAMPLED = [("adhesive_sampling", D(2020, 1, 1))]
 
 
 @pytest.mark.parametrize(
-    ("support", "accepted", "checked", "life", "today", "overdue", "past_life"),
+    ("support", "accepted", "checked", "life", "today", "overdue", "past_life",
+     "checks"),
     [
         # first check one year after acceptance
-        ("frame", D(2020, 3, 1), None, 25, D(2021, 3, 1), False, False),
-        ("frame", D(2020, 3, 1), None, 25, D(2021, 3, 2), True, False),
+        ("frame", D(2020, 3, 1), None, 25, D(2021, 3, 1), False, False, []),
+        ("frame", D(2020, 3, 1), None, 25, D(2021, 3, 2), True, False, []),
         # then every five years
-        ("frame", D(2020, 3, 1), D(2021, 3, 1), 25, D(2026, 3, 1), False, False),
-        ("frame", D(2020, 3, 1), D(2021, 3, 1), 25, D(2026, 3, 2), True, False),
-        # structural silicone: sampled at ten years even inside a 5-year interval
+        ("frame", D(2020, 3, 1), D(2021, 3, 1), 25, D(2026, 3, 1), False, False, []),
+        ("frame", D(2020, 3, 1), D(2021, 3, 1), 25, D(2026, 3, 2), True, False, []),
+        # structural silicone: adhesive sampled at ten years, a check of its own
         ("structural_silicone", D(2010, 1, 1), D(2016, 1, 1), 25, D(2020, 1, 1),
-         False, False),
+         False, False, []),
         ("structural_silicone", D(2010, 1, 1), D(2016, 1, 1), 25, D(2020, 1, 2),
-         True, False),
-        # ... then every three years
+         True, False, []),
+        # ... then every three years after the sampling
         ("structural_silicone", D(2010, 1, 1), D(2020, 1, 1), 25, D(2023, 1, 1),
-         False, False),
+         False, False, SILICONE_SAMPLED),
         ("structural_silicone", D(2010, 1, 1), D(2020, 1, 1), 25, D(2023, 1, 2),
-         True, False),
+         True, False, SILICONE_SAMPLED),
+        # a safety check is not an adhesive sampling
+        ("structural_silicone", D(2010, 1, 1), D(2020, 1, 1), 25, D(2020, 1, 2),
+         True, False, []),
         # the same dates are fine for a frame wall (5 years)
-        ("frame", D(2010, 1, 1), D(2020, 1, 1), 25, D(2023, 1, 2), False, False),
+        ("frame", D(2010, 1, 1), D(2020, 1, 1), 25, D(2023, 1, 2), False, False, []),
         # point- and cable-supported: every three years
-        ("point", D(2015, 1, 1), D(2021, 1, 1), 25, D(2024, 1, 1), False, False),
-        ("point", D(2015, 1, 1), D(2021, 1, 1), 25, D(2024, 1, 2), True, False),
-        ("cable", D(2015, 1, 1), D(2021, 1, 1), 25, D(2024, 1, 2), True, False),
+        ("point", D(2015, 1, 1), D(2021, 1, 1), 25, D(2024, 1, 1), False, False, []),
+        ("point", D(2015, 1, 1), D(2021, 1, 1), 25, D(2024, 1, 2), True, False, []),
+        ("cable", D(2015, 1, 1), D(2021, 1, 1), 25, D(2024, 1, 2), True, False, []),
         # design life reached: a check falls due on that day ...
-        ("frame", D(2000, 1, 1), D(2023, 6, 1), 25, D(2024, 12, 31), False, False),
-        ("frame", D(2000, 1, 1), D(2023, 6, 1), 25, D(2025, 1, 1), False, True),
-        ("frame", D(2000, 1, 1), D(2023, 6, 1), 25, D(2025, 1, 2), True, True),
+        ("frame", D(2000, 1, 1), D(2023, 6, 1), 25, D(2024, 12, 31), False, False,
+         []),
+        ("frame", D(2000, 1, 1), D(2023, 6, 1), 25, D(2025, 1, 1), False, True, []),
+        ("frame", D(2000, 1, 1), D(2023, 6, 1), 25, D(2025, 1, 2), True, True, []),
         # ... and every year after it
-        ("frame", D(2000, 1, 1), D(2025, 2, 1), 25, D(2026, 2, 1), False, True),
-        ("frame", D(2000, 1, 1), D(2025, 2, 1), 25, D(2026, 2, 2), True, True),
+        ("frame", D(2000, 1, 1), D(2025, 2, 1), 25, D(2026, 2, 1), False, True, []),
+        ("frame", D(2000, 1, 1), D(2025, 2, 1), 25, D(2026, 2, 2), True, True, []),
         # a missing design life is taken as 25 years
-        ("frame", D(2000, 1, 1), D(2025, 2, 1), None, D(2026, 2, 2), True, True),
+        ("frame", D(2000, 1, 1), D(2025, 2, 1), None, D(2026, 2, 2), True, True, []),
         # a shorter declared design life counts
-        ("frame", D(2010, 1, 1), D(2019, 1, 1), 10, D(2020, 1, 2), True, True),
+        ("frame", D(2010, 1, 1), D(2019, 1, 1), 10, D(2020, 1, 2), True, True, []),
+        # the checks feed counts as much as the layer's last_checked_on
+        ("frame", D(2014, 1, 1), D(2015, 1, 1), 25, D(2026, 12, 3), False, False,
+         [("safety_check", D(2026, 6, 1))]),
     ],
 )
-def test_wall_schedule(support, accepted, checked, life, today, overdue, past_life):
-    status = scoring.wall_status(support, accepted, checked, life, None, today, S)
+def test_wall_schedule(support, accepted, checked, life, today, overdue, past_life,
+                       checks):
+    status = scoring.wall_status(support, accepted, checked, life, None, today, S,
+                                 checks=checks)
     assert status.overdue is overdue
     assert status.past_design_life is past_life
     assert bool(status.reasons) is (overdue or past_life)
+
+
+def test_one_schedule_for_zones_and_supervision():
+    """The audit's case: checked 2015 in the layer, 2026-06-01 in the feed."""
+    from models.supervision.buildings import BuildingRules
+    from models.wall_schedule import next_checks
+
+    wall = {"support_type": "frame", "accepted_on": D(2014, 1, 1),
+            "last_checked_on": D(2015, 1, 1), "design_life_years": 25}
+    feed = [("safety_check", D(2026, 6, 1))]
+    today = D(2026, 12, 3)
+    (due,) = next_checks(wall, feed, [], today, BuildingRules())
+    st = scoring.wall_status("frame", D(2014, 1, 1), D(2015, 1, 1), 25, None, today,
+                             S, checks=feed)
+    assert due.due_on == st.next_due == D(2031, 6, 1)
+    assert not st.overdue and st.reasons == []
 
 
 def test_wall_overdue_years_are_stepwise():
@@ -75,28 +106,97 @@ def test_wall_overdue_years_are_stepwise():
 
 
 @pytest.mark.parametrize(
-    ("flag", "checked", "flagged"),
+    ("flag", "appraised", "flagged"),
     [
-        ("2026-09-20", D(2026, 1, 1), True),      # typhoon after the last check
-        ("2026-09-20", D(2026, 9, 20), False),    # checked on the day: cleared
-        ("2026-09-20", None, True),
-        (True, D(2026, 10, 1), True),             # boolean flag: until removed
-        ("true", D(2026, 10, 1), True),
+        ("2026-09-20", None, True),            # typhoon, no appraisal since
+        ("2026-09-20", D(2026, 9, 19), True),  # appraised the day before
+        ("2026-09-20", D(2026, 9, 20), False),  # appraised on the day: met
+        (True, None, True),                    # no date: until an appraisal
+        ("true", D(2020, 10, 1), False),       # any appraisal on record meets it
         (False, None, False),
         (None, None, False),
         ("not a date", None, False),
     ],
 )
-def test_typhoon_flag(flag, checked, flagged):
-    st = scoring.wall_status("frame", D(2025, 1, 1), checked, 25, flag,
-                             D(2026, 10, 2), S)
+def test_typhoon_flag(flag, appraised, flagged):
+    checks = [("appraisal", appraised)] if appraised else []
+    st = scoring.wall_status("frame", D(2025, 1, 1), D(2026, 9, 25), 25, flag,
+                             D(2026, 10, 2), S, checks=checks)
     assert st.typhoon is flagged
     assert ("typhoon" in st.reasons) is flagged
+
+
+def test_typhoon_flag_is_not_cleared_by_a_routine_check():
+    # JGJ 102: an appraisal after a typhoon, not the periodic check
+    st = scoring.wall_status("frame", D(2025, 1, 1), D(2026, 9, 25), 25,
+                             "2026-09-20", D(2026, 10, 2), S,
+                             checks=[("safety_check", D(2026, 9, 30))])
+    assert st.reasons == ["typhoon"]
+
+
+@pytest.mark.parametrize(
+    ("events", "appraised", "reasons"),
+    [
+        ([("burst_glass", D(2026, 9, 1))], None, ["event_appraisal"]),
+        ([("burst_glass", D(2026, 9, 1))], D(2026, 9, 1), []),
+        ([("typhoon", D(2026, 9, 1)), ("fire", D(2026, 9, 5))], D(2026, 9, 2),
+         ["event_appraisal"]),
+    ],
+)
+def test_events_of_the_feed_give_a_zone(events, appraised, reasons):
+    checks = [("appraisal", appraised)] if appraised else []
+    st = scoring.wall_status("frame", D(2025, 1, 1), D(2026, 1, 5), 25, None,
+                             D(2026, 10, 2), S, checks=checks, events=events)
+    assert st.reasons == reasons
+
+
+@pytest.mark.parametrize(
+    ("grade", "graded_on", "appraised", "dangerous"),
+    [
+        ("D", D(2026, 3, 1), None, True),
+        ("D", D(2026, 3, 1), D(2026, 2, 28), True),   # appraised before the grade
+        ("D", D(2026, 3, 1), D(2026, 3, 2), False),
+        ("C", None, None, True),                      # grade without its date
+        ("C", None, D(2019, 1, 1), False),            # ... any appraisal meets it
+        ("B", D(2026, 3, 1), None, False),
+    ],
+)
+def test_dangerous_building_gives_a_zone(grade, graded_on, appraised, dangerous):
+    checks = [("appraisal", appraised)] if appraised else []
+    st = scoring.wall_status("frame", D(2025, 1, 1), D(2026, 1, 5), 25, None,
+                             D(2026, 10, 2), S, checks=checks, building_grade=grade,
+                             building_appraised_on=graded_on)
+    assert st.dangerous_building is dangerous
+    assert ("dangerous_building" in st.reasons) is dangerous
+    if dangerous:
+        assert scoring.wall_score(st, 0, 0, 0.0, S) == S.wall_dangerous_building_score
 
 
 def test_wall_without_acceptance_date_is_not_scheduled():
     st = scoring.wall_status("frame", None, None, None, None, D(2026, 1, 1), S)
     assert st.reasons == [] and st.next_due is None
+
+
+def test_legacy_schedule_env_names(monkeypatch):
+    from models.supervision.buildings import BuildingRules
+    from models.wall_schedule import WallScheduleRules
+
+    monkeypatch.setenv("GIS_RISK_WALL_CHECK_INTERVAL_YEARS", "4")
+    assert WallScheduleRules().wall_check_interval_years == 4
+    assert BuildingRules().wall_check_interval_years == 4
+    monkeypatch.setenv("GIS_RULES_BUILDINGS_WALL_CHECK_INTERVAL_YEARS", "6")
+    assert WallScheduleRules().wall_check_interval_years == 6  # the new name wins
+    assert WallScheduleRules(wall_check_interval_years=2).wall_check_interval_years == 2
+    assert "wall_check_interval_years" in S.params("curtain_wall")
+
+
+@pytest.mark.parametrize("module", ["models.risk.scoring", "models.wall_schedule"])
+def test_doctests(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted >= 5 and result.failed == 0
 
 
 def test_leap_day():
@@ -132,6 +232,8 @@ def test_wall_score_takes_worst_reason():
     assert scoring.wall_score(st, 0, 0, 0.0, S) == S.wall_typhoon_score
     st = scoring.WallStatus(None, True, 1, True, False)
     assert scoring.wall_score(st, 0, 0, 0.0, S) == S.wall_past_life_score
+    st = scoring.WallStatus(None, False, 0, False, False, event_appraisal=True)
+    assert scoring.wall_score(st, 0, 0, 0.0, S) == S.wall_typhoon_score
 
 
 def test_source_pressure_decays_linearly():

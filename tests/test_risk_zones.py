@@ -304,6 +304,49 @@ def test_typhoon_flag_in_extra(engine, world, settings):
     assert z["reasons"] == ["typhoon"] and z["level"] == "red"
 
 
+def test_wall_zone_follows_the_curtain_wall_feeds(engine, world, settings):
+    """The zones read the same schedule as supervision: feed checks and events."""
+    from ingest.feeds import load_feed
+    from layers.feeds import get_feed
+
+    feed_src = f"{SRC}-feed"
+    try:
+        # the overdue wall (layer: checked 2016) checked again per the feed
+        report = load_feed(engine, get_feed("curtain_wall_checks"), records=[
+            {"wall_id": "wall_due", "checked_on": "2026-06-01",
+             "kind": "safety_check"}], source=feed_src)
+        assert report.rejected == 0
+        # burst glass on the other one, not yet appraised
+        load_feed(engine, get_feed("curtain_wall_events"), records=[
+            {"wall_id": "wall_ok", "occurred_on": "2026-11-20",
+             "event": "burst_glass"}], source=feed_src)
+        refresh(engine, settings, today=TODAY)
+        assert zone(engine, "curtain_wall", world["wall_due"]) is None
+        z = zone(engine, "curtain_wall", world["wall_ok"])
+        assert z["reasons"] == ["event_appraisal"] and z["level"] == "red"
+        # the appraisal recorded: the zone goes
+        load_feed(engine, get_feed("curtain_wall_checks"), records=[
+            {"wall_id": "wall_ok", "checked_on": "2026-11-25", "kind": "appraisal"}],
+            source=feed_src)
+        refresh(engine, settings, today=TODAY)
+        assert zone(engine, "curtain_wall", world["wall_ok"]) is None
+    finally:
+        with engine.begin() as conn:
+            for feed in ("curtain_wall_checks", "curtain_wall_events"):
+                conn.execute(text(f"DELETE FROM feed_{feed} WHERE source = :s"),
+                             {"s": feed_src})
+        refresh(engine, settings, today=TODAY)
+
+
+def test_wall_on_a_dangerous_building_gets_a_zone(engine, world, settings):
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE layer_curtain_walls SET building = 'c' "
+                          "WHERE id = :i"), {"i": world["wall_ok"]})
+    refresh(engine, settings, today=TODAY)
+    z = zone(engine, "curtain_wall", world["wall_ok"])
+    assert z["reasons"] == ["dangerous_building"]
+
+
 def test_full_recompute_without_changes_writes_nothing(engine, world, settings):
     before = my_zones(engine, world)
     report = compute(engine, settings, today=TODAY, write_raster=False)

@@ -50,6 +50,10 @@ BUILDINGS = {
     "TB-OT-NOCRACK": ("rc_frame", "A"),
     "TB-VC-LOW": ("masonry", "A"),
     "TB-VC-HIGH": ("masonry", "A"),
+    "TB-VC-SHORT": ("masonry", "A"),
+    "TB-VC-NOLEN": ("masonry", "A"),
+    "TB-NM-BB": ("rc_frame", "A"),
+    "TB-NM-VC": ("rc_frame", "A"),
     "TB-BB-LOW": ("masonry", "A"),
     "TB-BB-HIGH": ("masonry", "A"),
     "TB-HE-LOW": ("masonry", "A"),
@@ -70,8 +74,15 @@ BUILDINGS = {
     "TB-UG-NOTNEAR": ("rc_frame", "A"),
     "TB-TR-LOW": ("masonry", "A"),
     "TB-TR-HIGH": ("masonry", "A"),
+    "TB-TT-LOW": ("masonry", "A"),
+    "TB-TT-HIGH": ("masonry", "A"),
+    "TB-SM-BELOW": ("rc_frame", "A"),
+    "TB-SM-ABOVE": ("rc_frame", "A"),
+    "TB-SB-BELOW": ("rc_frame", "A"),
+    "TB-SB-ABOVE": ("rc_frame", "A"),
     "TB-GRADE-D": ("masonry", "D"),
     "TB-GRADE-C": ("masonry", "C"),
+    "TB-GRADE-C-ND": ("masonry", "C"),  # no appraisal date on record
 }
 
 #: wall id -> (support type, accepted on, last checked on, design life)
@@ -94,10 +105,20 @@ WALLS = {
     "TW-TYPHOON-OLD": ("frame", "2020-01-10", "2026-01-01", 25),
     "TW-DANGER": ("frame", "2020-01-10", "2026-01-01", 25),
     "TW-DANGER-OK": ("frame", "2020-01-10", "2026-01-01", 25),
+    "TW-DANGER-ND": ("frame", "2020-01-10", "2026-01-01", 25),
+    "TW-DANGER-ND-OK": ("frame", "2020-01-10", "2026-01-01", 25),
+    "TW-EVENT-TODAY": ("frame", "2020-01-10", "2026-01-01", 25),
+    "TW-SILICONE-LATE": ("structural_silicone", "2010-01-01", "2025-06-01", 25),
+    "TW-SILICONE-3Y": ("structural_silicone", "2010-01-01", "2025-06-01", 25),
 }
 
 #: walls hanging on another building than TB-MT-LOW (grade B)
-WALL_BUILDING = {"TW-DANGER": "TB-GRADE-D", "TW-DANGER-OK": "TB-GRADE-C"}
+WALL_BUILDING = {
+    "TW-DANGER": "TB-GRADE-D",
+    "TW-DANGER-OK": "TB-GRADE-C",
+    "TW-DANGER-ND": "TB-GRADE-C-ND",
+    "TW-DANGER-ND-OK": "TB-GRADE-C-ND",
+}
 #: JGJ 125-2016 appraisal dates of the C / D buildings
 APPRAISED = {
     "TB-GRADE-D": dt.date(2025, 6, 1),
@@ -105,7 +126,7 @@ APPRAISED = {
 }
 
 
-def reading(bid, sensor, kind, at, value, crack_type=None, near=None):
+def reading(bid, sensor, kind, at, value, crack_type=None, near=None, **more):
     return {
         "building_id": bid,
         "sensor_id": sensor,
@@ -114,11 +135,34 @@ def reading(bid, sensor, kind, at, value, crack_type=None, near=None):
         "value": value,
         "crack_type": crack_type,
         "near_underground_works": near,
+        "crack_length_m": more.get("length"),
+        "storey_height_m": more.get("storey"),
     }
 
 
-def one(bid, kind, value, crack_type=None, sensor="P1"):
-    return reading(bid, sensor, kind, END - dt.timedelta(days=2), value, crack_type)
+def one(bid, kind, value, crack_type=None, sensor="P1", **more):
+    at = END - dt.timedelta(days=2)
+    if crack_type == "vertical_compression" and not more:
+        more = {"length": 1.6, "storey": 3.0}  # longer than half the storey
+    return reading(bid, sensor, kind, at, value, crack_type, **more)
+
+
+def survey(bid: str, days: list[dt.datetime], rates: dict[str, float]) -> list[dict]:
+    """Settlement surveyed on ``days``; between two surveys the rate (mm/month)
+    of the month the later one falls in."""
+    out, value = [], 0.0
+    for k, day in enumerate(days):
+        if k:
+            gap = (day - days[k - 1]).total_seconds() / 86400
+            value += rates[day.strftime("%Y-%m")] * gap / DAYS_PER_MONTH
+        out.append(reading(bid, "S1", "settlement_mm", day, round(value, 6)))
+    return out
+
+
+MONTHLY = [dt.datetime(2026, m, 15, 9, tzinfo=TZ) for m in (7, 8, 9, 10, 11)]
+BIWEEKLY = [
+    dt.datetime(2026, 7, 1, 9, tzinfo=TZ) + dt.timedelta(days=14 * k) for k in range(11)
+]  # 1 July .. 18 November: two or three a month
 
 
 def monthly_settlement(bid: str, rates: dict[str, float]) -> list[dict]:
@@ -173,6 +217,24 @@ def readings() -> list[dict]:
         one("TB-OT-NOCRACK", "tilt_pct", 1.2),
         one("TB-VC-LOW", "crack_width_mm", 1.99, "vertical_compression"),
         one("TB-VC-HIGH", "crack_width_mm", 2.01, "vertical_compression"),
+        one(
+            "TB-VC-SHORT",
+            "crack_width_mm",
+            2.5,
+            "vertical_compression",
+            length=1.5,  # exactly half the storey height: not longer
+            storey=3.0,
+        ),
+        one(
+            "TB-VC-NOLEN",
+            "crack_width_mm",
+            2.5,
+            "vertical_compression",
+            length=None,
+            storey=3.0,
+        ),
+        one("TB-NM-BB", "crack_width_mm", 1.6, "beam_bearing"),  # not masonry
+        one("TB-NM-VC", "crack_width_mm", 3.5, "vertical_compression"),
         one("TB-BB-LOW", "crack_width_mm", 0.99, "beam_bearing"),
         one("TB-BB-HIGH", "crack_width_mm", 1.01, "beam_bearing"),
         one("TB-HE-LOW", "crack_width_mm", 0.49, "horizontal_eccentric"),
@@ -208,7 +270,31 @@ def readings() -> list[dict]:
     out += daily_settlement("TB-UG-NOTNEAR", 2.5, False)
     out += widening("TB-TR-LOW", 1.4, 0.05)  # 1.6 mm, +0.05/week: 56 days to 2
     out += widening("TB-TR-HIGH", 0.8, 0.2)  # 1.6 mm, +0.2/week: 14 days to 2
+    # masonry tilt 0.6 %: +0.02 %/week reaches 0.7 % in 35 days, +0.04 in 17.5
+    for bid, per_week in (("TB-TT-LOW", 0.02), ("TB-TT-HIGH", 0.04)):
+        out += [
+            reading(
+                bid,
+                "T1",
+                "tilt_pct",
+                END - dt.timedelta(days=7 * (3 - k)),
+                round(0.6 - per_week * (3 - k), 4),
+            )
+            for k in range(4)
+        ]
+    # sparse surveys: monthly (one a month) and fortnightly (two or three)
+    out += survey("TB-SM-BELOW", MONTHLY, dict.fromkeys(MONTHS, 3.9))
+    out += survey(
+        "TB-SM-ABOVE",
+        MONTHLY,
+        {**dict.fromkeys(MONTHS, 2.0), "2026-10": 4.2, "2026-11": 4.3},
+    )
+    out += survey("TB-SB-BELOW", BIWEEKLY, dict.fromkeys(MONTHS, 3.9))
+    out += survey("TB-SB-ABOVE", BIWEEKLY, dict.fromkeys(MONTHS, 4.1))
     return out
+
+
+MONTHS = ("2026-07", "2026-08", "2026-09", "2026-10", "2026-11")
 
 
 def checks() -> list[dict]:
@@ -222,7 +308,13 @@ def checks() -> list[dict]:
         c("TW-TYPHOON-OLD", "2026-09-01", "appraisal"),
         c("TW-LIFE-OK", "2025-02-01", "appraisal"),
         c("TW-DANGER-OK", "2026-07-01", "appraisal"),
+        c("TW-DANGER-ND-OK", "2019-05-01", "appraisal"),
         c("TW-FEED", "2027-01-01", "appraisal"),  # after as_of: ignored
+        # sampled at ten years, then due every three: 2023-01-01 (red) ...
+        c("TW-SILICONE-LATE", "2020-01-01", "adhesive_sampling"),
+        # ... and 2026-06-01, 185 days ago (orange)
+        c("TW-SILICONE-3Y", "2020-01-01", "adhesive_sampling"),
+        c("TW-SILICONE-3Y", "2023-06-01", "adhesive_sampling"),
     ]
 
 
@@ -230,7 +322,7 @@ def events() -> list[dict]:
     return [
         {"wall_id": w, "occurred_on": "2026-09-15", "event": "typhoon"}
         for w in ("TW-TYPHOON", "TW-TYPHOON-OK", "TW-TYPHOON-OLD")
-    ]
+    ] + [{"wall_id": "TW-EVENT-TODAY", "occurred_on": AS_OF, "event": "burst_glass"}]
 
 
 def clean(engine: Engine) -> None:
@@ -320,7 +412,11 @@ CASES = [
     ("TB-OT-HIGH", "overall_tilt", "orange"),
     ("TB-OT-NOCRACK", "overall_tilt", None),  # over 1 % but no crack
     ("TB-VC-LOW", "masonry_crack", None),
-    ("TB-VC-HIGH", "masonry_crack", "orange"),
+    ("TB-VC-HIGH", "masonry_crack", "orange"),  # 1.6 m of a 3.0 m storey
+    ("TB-VC-SHORT", "masonry_crack", None),  # 1.5 m: not over half the storey
+    ("TB-VC-NOLEN", "masonry_crack", "yellow"),  # length not recorded
+    ("TB-NM-BB", "masonry_crack", None),  # masonry limits, rc frame
+    ("TB-NM-VC", "masonry_crack", None),
     ("TB-BB-LOW", "masonry_crack", None),
     ("TB-BB-HIGH", "masonry_crack", "orange"),
     ("TB-HE-LOW", "masonry_crack", None),
@@ -340,6 +436,13 @@ CASES = [
     ("TB-UG-NOTNEAR", "underground_settlement_rate", None),
     ("TB-TR-LOW", "reading_trend", None),
     ("TB-TR-HIGH", "reading_trend", "yellow"),
+    ("TB-TT-LOW", "reading_trend", None),  # tilt reaches 0.7 % in 35 days
+    ("TB-TT-HIGH", "reading_trend", "yellow"),  # in 17.5 days
+    ("TB-TT-HIGH", "masonry_tilt", None),  # 0.6 %: not over yet
+    ("TB-SM-BELOW", "settlement_rate", None),  # monthly survey, 3.9 mm/month
+    ("TB-SM-ABOVE", "settlement_rate", "orange"),  # monthly, 4.2 then 4.3
+    ("TB-SB-BELOW", "settlement_rate", None),  # fortnightly, 3.9
+    ("TB-SB-ABOVE", "settlement_rate", "orange"),  # fortnightly, 4.1
     ("TB-SR-FLAT", "reading_trend", None),  # 3.9 mm/month
     ("TB-SR-BELOW", "reading_trend", "yellow"),  # 4.5 mm/month lately
     ("TB-SR-ABOVE", "reading_trend", None),  # the rate rule already fired
@@ -351,6 +454,8 @@ CASES = [
     ("TW-SILICONE", "wall_adhesive_sampling", "red"),  # due 2024-06-01
     ("TW-SILICONE", "wall_safety_check", None),
     ("TW-SILICONE-OK", "wall_adhesive_sampling", None),
+    ("TW-SILICONE-LATE", "wall_adhesive_sampling", "red"),  # due 2023-01-01
+    ("TW-SILICONE-3Y", "wall_adhesive_sampling", "orange"),  # due 2026-06-01
     ("TW-FRAME-SAME", "wall_adhesive_sampling", None),
     ("TW-POINT", "wall_safety_check", "orange"),  # 3-year cycle
     ("TW-FRAME-SAME", "wall_safety_check", None),  # 5-year cycle
@@ -361,10 +466,13 @@ CASES = [
     ("TW-TYPHOON", "wall_event_appraisal", "red"),
     ("TW-TYPHOON-OK", "wall_event_appraisal", None),
     ("TW-TYPHOON-OLD", "wall_event_appraisal", "red"),  # appraised before it
+    ("TW-EVENT-TODAY", "wall_event_appraisal", "yellow"),  # on the event day
     ("TW-LIFE", "wall_condition_appraisal", "red"),  # life ended 2025-01-01
     ("TW-LIFE-OK", "wall_condition_appraisal", None),  # appraised 2025-02-01
     ("TW-DANGER", "wall_condition_appraisal", "red"),  # grade D since 2025-06-01
     ("TW-DANGER-OK", "wall_condition_appraisal", None),  # appraised after C
+    ("TW-DANGER-ND", "wall_condition_appraisal", "orange"),  # C, date unknown
+    ("TW-DANGER-ND-OK", "wall_condition_appraisal", None),  # an appraisal on record
     ("TW-OVERDUE", "wall_condition_appraisal", None),  # grade B, within life
     ("TW-TYPHOON", "wall_safety_check", None),
 ]
@@ -455,6 +563,34 @@ def test_reading_series(world, engine):
     assert crack.rate_per_day == pytest.approx(0.2 / 7)
 
 
+def test_reading_series_fit_and_rate_limit(world, engine):
+    with engine.connect() as conn:
+        (series,) = reading_series(conn, "TB-SM-ABOVE", "settlement_mm")
+        (tilt,) = reading_series(conn, "TB-TT-HIGH", "tilt_pct")
+        (nm,) = reading_series(conn, "TB-NM-BB", "crack_width_mm")
+    # a monthly survey: every month anchored on the survey before
+    assert [m.month for m in series.monthly][-2:] == ["2026-10", "2026-11"]
+    assert series.monthly[-1].rate_mm_month == pytest.approx(4.3, abs=0.01)
+    assert series.rate_limit_per_month == 4.0 and tilt.rate_limit_per_month is None
+    (t0, v0), (t1, v1) = tilt.fit
+    assert (v1 - v0) / ((t1 - t0).days) == pytest.approx(0.04 / 7)
+    assert tilt.threshold == 0.7 and nm.threshold is None  # masonry limit only
+
+
+@pytest.mark.parametrize(
+    ("building", "kind"),
+    [("TB-SR-ABOVE", "settlement_mm"), ("TB-TR-HIGH", "crack_width_mm")],
+)
+def test_trend_chart(world, engine, building, kind, tmp_path):
+    from map_ui.supervision import chart_png
+
+    png = chart_png(engine, "trend", "en", building=building, kind=kind)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = chart_png(engine, "trend", "en", building="TB-NONE", kind=kind)
+    assert len(png) > len(empty)
+    (tmp_path / f"{building}.png").write_bytes(png)
+
+
 def test_feed_csv_bad_rows_rejected_with_reasons(engine, tmp_path):
     path = tmp_path / "readings.csv"
     path.write_text(
@@ -464,35 +600,38 @@ def test_feed_csv_bad_rows_rejected_with_reasons(engine, tmp_path):
         ",P1,2026-11-03 09:00,tilt_pct,0.2,\n"
         "TB-CSV,P1,yesterday,tilt_pct,0.2,\n"
         "TB-CSV,P1,2026-11-04 09:00,tilt_pct,abc,\n"
-        "TB-CSV,P2,2026-11-05 09:00,crack_width_mm,0.4,diagonal\n",
+        "TB-CSV,P2,2026-11-05 09:00,crack_width_mm,0.4,diagonal\n"
+        "TB-CSV,P3,2026-11-05 09:00,crack_width_mm,0.4,\n"
+        "TB-CSV,P4,2026-11-05 09:00,settlement_mm,1.2,\n",
         encoding="utf-8",
     )
     try:
         report = load_feed(
             engine, get_feed("building_readings"), path, source=f"{SRC}-csv"
         )
-        assert (report.read, report.inserted, report.rejected) == (6, 2, 4)
+        assert (report.read, report.inserted, report.rejected) == (8, 2, 6)
         rejected = {i.row: i.reason for i in report.issues if i.action == "rejected"}
         # row numbers are the file's lines (the header is line 1)
-        assert set(rejected) == {3, 4, 5, 6}
+        assert set(rejected) == {3, 4, 5, 6, 7, 8}
         assert rejected[3].startswith("kind=")
         assert rejected[4] == "building_id is missing"
         assert rejected[5].startswith("measured_at=")
         assert rejected[6].startswith("value=")
-        (warning,) = [i for i in report.issues if i.action == "warning"]
-        assert warning.row == 7 and "crack_type" in warning.reason
+        # a crack reading without a valid crack type: no crack rule could read it
+        assert rejected[7].startswith("crack_type is missing or not one of")
+        assert rejected[8].startswith("crack_type is missing or not one of")
+        assert not [i for i in report.issues if i.action == "warning"]
         with engine.connect() as conn:
             stored = conn.execute(
                 text(
-                    "SELECT sensor_id, crack_type, extra FROM feed_building_readings "
+                    "SELECT sensor_id, crack_type FROM feed_building_readings "
                     "WHERE building_id = 'TB-CSV' ORDER BY sensor_id"
                 )
             ).all()
         assert [(r.sensor_id, r.crack_type) for r in stored] == [
             ("P1", "vertical_compression"),
-            ("P2", None),
+            ("P4", None),  # a settlement reading needs no crack type
         ]
-        assert stored[1].extra == {"裂缝类型": "diagonal"}
     finally:
         with engine.begin() as conn:
             conn.execute(
@@ -537,12 +676,159 @@ def test_demo_records(world, engine):
                 )
 
 
+def test_standing_conditions_are_observed_now_under_stable_periods(world, engine):
+    from models.supervision.engine import end_of_day
+
+    now = end_of_day(AS_OF)
+    (tilt,) = found(world, "TB-MT-HIGH", "masonry_tilt")
+    (wall,) = found(world, "TW-OVERDUE", "wall_safety_check")
+    (crack,) = found(world, "TB-HE-HIGH", "masonry_crack")
+    assert tilt.observed_at == wall.observed_at == crack.observed_at == now
+    assert tilt.period == crack.period == ""
+    (rate,) = found(world, "TB-SR-ABOVE", "settlement_rate")
+    assert rate.observed_at < now  # record-based: the run's last reading
+    # a C building without its appraisal date: the same period every day
+    (nd,) = found(world, "TW-DANGER-ND", "wall_condition_appraisal")
+    assert nd.period == "undated:dangerous_building"
+    assert nd.evidence["due_on"] is None and "not recorded" in nd.summary
+    with engine.connect() as conn:
+        later = evaluate(conn, AS_OF + dt.timedelta(days=1))
+    (again,) = [
+        f
+        for f in later
+        if f.subject_id == "TW-DANGER-ND" and f.rule.endswith("condition_appraisal")
+    ]
+    assert (again.period, again.level) == (nd.period, nd.level)
+    (again,) = [
+        f
+        for f in later
+        if f.subject_id == "TW-OVERDUE" and f.rule.endswith("wall_safety_check")
+    ]
+    assert again.period == wall.period
+
+
+def test_event_appraisal_yellow_within_the_grace_days(world, engine):
+    graced = BuildingRules(event_appraisal_grace_days=10)
+    with engine.connect() as conn:
+        day_after = evaluate(conn, AS_OF + dt.timedelta(days=1))
+        within = evaluate(conn, AS_OF + dt.timedelta(days=10), graced)
+        past = evaluate(conn, AS_OF + dt.timedelta(days=11), graced)
+
+    def level(findings):
+        return [
+            f.level
+            for f in findings
+            if f.subject_id == "TW-EVENT-TODAY" and f.rule.endswith("event_appraisal")
+        ]
+
+    assert level(day_after) == ["red"]  # no grace: overdue the day after
+    assert level(within) == ["yellow"] and level(past) == ["red"]
+
+
+def test_sparse_surveys_are_anchored(world):
+    (monthly,) = found(world, "TB-SM-ABOVE", "settlement_rate")
+    months = monthly.evidence["months"]
+    assert [m["month"] for m in months] == ["2026-10", "2026-11"]
+    assert all(m["anchored"] and m["points"] == 2 for m in months)
+    assert months[0]["rate_mm_month"] == pytest.approx(4.2, abs=0.01)
+    (biweekly,) = found(world, "TB-SB-ABOVE", "settlement_rate")
+    assert all(
+        m["rate_mm_month"] == pytest.approx(4.1, abs=0.01)
+        for m in biweekly.evidence["months"]
+    )
+
+
+def test_vertical_compression_crack_evidence(world):
+    (short,) = found(world, "TB-VC-NOLEN", "masonry_crack")
+    (crack,) = short.evidence["cracks"]
+    assert crack["longer_than_ratio"] is None and crack["level"] == "yellow"
+    assert "storey height not recorded" in short.summary
+    (high,) = found(world, "TB-VC-HIGH", "masonry_crack")
+    assert high.evidence["cracks"][0]["longer_than_ratio"] is True
+
+
+def test_cli_ingest_feed_json_reports_bad_rows(engine, tmp_path, monkeypatch):
+    """A JSON file through `gis-server ingest feed`, a bad row reported."""
+    import typer
+    from typer.testing import CliRunner
+
+    from gis_server.cli_supervision import ingest_feed_command
+    from gis_server.settings import database_settings, ingest_settings
+
+    url = engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("GIS_INGEST_REPORT_DIR", str(tmp_path / "reports"))
+    database_settings.cache_clear()
+    ingest_settings.cache_clear()
+    path = tmp_path / "readings.json"
+    rows = [
+        reading(
+            "TB-JSON",
+            "C1",
+            "crack_width_mm",
+            "2026-11-01T09:00:00+08:00",
+            0.3,
+            "beam_bearing",
+        ),
+        reading("TB-JSON", "C2", "crack_width_mm", "2026-11-01T09:00:00+08:00", 0.3),
+        reading("TB-JSON", "S1", "settlement_mm", "2026-11-01T09:00:00+08:00", 1.0),
+    ]
+    path.write_text(json.dumps({"records": rows}), encoding="utf-8")
+    report = tmp_path / "report.json"
+    app = typer.Typer()
+    app.command()(ingest_feed_command)
+    try:
+        res = CliRunner().invoke(
+            app,
+            [
+                "building_readings",
+                str(path),
+                "--source",
+                f"{SRC}-json",
+                "--report",
+                str(report),
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        assert "inserted 2" in " ".join(res.output.split())
+        saved = json.loads(report.read_text(encoding="utf-8"))
+        assert (saved["inserted"], saved["rejected"]) == (2, 1)
+        (bad,) = [i for i in saved["issues"] if i["action"] == "rejected"]
+        assert bad["row"] == 2 and "crack_type" in bad["reason"]
+    finally:
+        database_settings.cache_clear()
+        ingest_settings.cache_clear()
+        with engine.begin() as conn:
+            conn.execute(
+                text("DELETE FROM feed_building_readings WHERE source = :s"),
+                {"s": f"{SRC}-json"},
+            )
+
+
 # -- pure functions ----------------------------------------------------------------
 
 
 def test_doctests():
     result = doctest.testmod(mod)
     assert result.attempted > 10 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("survey_days", "rate", "fires"),
+    [
+        (MONTHLY, 3.95, False),
+        (MONTHLY, 4.05, True),
+        (BIWEEKLY, 3.95, False),
+        (BIWEEKLY, 4.05, True),
+    ],
+)
+def test_sparse_settlement_rates_each_side_of_the_limit(survey_days, rate, fires):
+    recs = survey("X", survey_days, dict.fromkeys(MONTHS, rate))
+    monthly = settlement_rates(
+        [r["measured_at"] for r in recs], [r["value"] for r in recs]
+    )
+    assert {r.month for r in monthly} >= {"2026-09", "2026-10", "2026-11"}
+    assert (sustained_rate(monthly, 4.0) is not None) is fires
 
 
 def test_least_squares_resists_one_bad_endpoint():
@@ -576,7 +862,7 @@ def test_next_checks_cases():
         "design_life_years": None,
     }
     (first,) = next_checks(wall, [], [], AS_OF, s)
-    assert first == ("safety_check", dt.date(2017, 3, 1), first.reason, "schedule")
+    assert first[:4] == ("safety_check", dt.date(2017, 3, 1), first.reason, "schedule")
     (later,) = next_checks(wall, [("safety_check", dt.date(2024, 5, 5))], [], AS_OF, s)
     assert later.due_on == dt.date(2027, 5, 5) and "every 3 years" in later.reason
     # checks after as_of do not count; an appraisal counts as the check

@@ -189,7 +189,12 @@ def run(engine, pid, change, rule, rules=None):
 
 
 def test_every_kind_is_a_registered_rule_with_settings_sourced():
-    assert len(C.KINDS) == 19
+    # the seed system's twenty kinds (DOMAIN.md names nineteen; the twentieth,
+    # self_test_strength, is our reading of it)
+    assert len(C.KINDS) == 20 and len(set(C.KINDS)) == 20
+    assert {r.split(".", 1)[1] for r in RULES if r.startswith("concrete.")} == set(
+        C.KINDS
+    )
     for kind in C.KINDS:
         rule = RULES[f"concrete.{kind}"]
         assert rule.subject_layer == "plants" and rule.confidence in "SRD"
@@ -210,6 +215,13 @@ def test_chloride_table_and_env_prefix(monkeypatch):
         C.ConcreteRules(chloride_environment="marine")
     with pytest.raises(ValueError):
         C.ConcreteRules(levels={"chloride": "purple"})
+    with pytest.raises(ValueError, match=r"lacks .*plain"):
+        C.ConcreteRules(
+            chloride_environment="reinforced_humid",
+            chloride_limits_pct={"reinforced_humid": 0.2},
+        )
+    assert rules.chloride_limit(None) == ("reinforced_humid", 0.20)
+    assert rules.chloride_limit("prestressed") == ("prestressed", 0.06)
 
 
 def test_clean_baseline_raises_nothing(engine, plant):
@@ -374,6 +386,12 @@ def test_batching_serial(engine, plant, serial, problem):
         ("water", False, 1.1, "orange"),
         ("admixture", False, -1.0, None),
         ("admixture", False, -1.1, "orange"),
+        # cumulative tolerances of water and admixture (GB/T 14902: +-1 %)
+        ("water", True, 1.0, None),
+        ("water", True, -1.1, "orange"),
+        ("admixture", True, 1.0, None),
+        ("admixture", True, 1.1, "orange"),
+        ("water", True, 2.1, "red"),  # > 2 x the cumulative tolerance
     ],
 )
 def test_batching_deviation(engine, plant, material, cumulative, dev, level):
@@ -406,6 +424,7 @@ def test_batching_deviation(engine, plant, material, cumulative, dev, level):
     ],
 )
 def test_chloride(engine, plant, value, environment, fires):
+    """The default environment is a setting (the city-wide default)."""
     rules = C.ConcreteRules(
         **({"chloride_environment": environment} if environment else {})
     )
@@ -418,6 +437,36 @@ def test_chloride(engine, plant, value, environment, fires):
     if fires:
         assert got[0].level == "red"
         assert got[0].evidence["limit_pct"] == rules.chloride_limit_pct
+
+
+@pytest.mark.parametrize(
+    ("value", "environment", "limit", "fires"),
+    [
+        (0.06, "prestressed", 0.06, False),
+        (0.061, "prestressed", 0.06, True),  # judged against 0.20 before
+        (0.06, "reinforced_deicing", 0.06, False),
+        (0.07, "reinforced_deicing", 0.06, True),
+        (1.00, "plain", 1.00, False),  # flagged above 0.20 before
+        (1.01, "plain", 1.00, True),
+        (0.10, "reinforced_chloride", 0.10, False),
+        (0.30, "reinforced_dry", 0.30, False),
+        (0.31, "reinforced_dry", 0.30, True),
+    ],
+)
+def test_chloride_by_the_records_concrete_type(
+    engine, plant, value, environment, limit, fires
+):
+    def change(d):
+        d["concrete_production"][0]["chloride_environment"] = environment
+        d["concrete_batching"][0]["chloride_pct"] = value
+
+    got = run(engine, plant, change, "chloride")
+    assert bool(got) is fires
+    if fires:
+        ev = got[0].evidence
+        assert (ev["environment"], ev["limit_pct"]) == (environment, limit)
+        assert ev["environment_of_record"] is True
+        assert "cement" in ev["unit"]
 
 
 # -- raw materials -------------------------------------------------------------------
@@ -518,6 +567,22 @@ def test_material_duplicate(engine, plant, lot, fires):
         (1.5, "C60", 2.1, True),
         (1.5, "C20", 5.0, False),
         (None, "C30", 1.0, True),  # incomplete record
+        # JGJ 52-2006 table 3.1.5 through the evaluator, each side of each step
+        (1.0, "C60", 5.0, False),  # MB < 1.4, >= C60: 5 %
+        (1.0, "C25", 10.0, False),  # <= C25: 10 %
+        (1.0, "C25", 10.1, True),
+        (1.4, "C60", 2.0, False),  # MB >= 1.4, >= C60: 2 %
+        (1.4, "C25", 5.0, False),  # MB >= 1.4, <= C25: 5 %
+        (1.4, "C25", 5.1, True),
+        (1.4, "C20", 5.1, True),
+        (1.0, "C55", 6.0, False),  # C55 counts with C30-C55: 7 %
+        (1.0, "C60", 6.0, True),  # C60: 5 %
+        (1.0, "C25", 8.0, False),  # C25: 10 %
+        (1.0, "C30", 8.0, True),  # C30: 7 %
+        (1.6, "C55", 2.5, False),  # MB >= 1.4: C55 3 %, C60 2 %
+        (1.6, "C60", 2.5, True),
+        (1.6, "C25", 4.0, False),  # C25 5 %, C30 3 %
+        (1.6, "C30", 4.0, True),
     ],
 )
 def test_manufactured_sand(engine, plant, mb, cls, powder, fires):
@@ -613,26 +678,140 @@ def test_strength_assessment(engine, plant, values, method, fires):
             assert ev[key] is not None
 
 
-def test_strength_known_sigma_lots(engine, plant):
-    # sigma0 = 3 for this plant's C30: lots of 3, mean >= 32.1, min >= 27.9
-    rules = C.ConcreteRules(strength_sigma0_mpa={f"{plant}/C30": 3.0})
-    values = [33.0, 32.0, 31.5, 35.0, 34.0, 27.0, 40.0]  # 2nd lot: min 27.0 fails
+def _ordered(pid, values, cls="C30", newest=40, prefix="K"):
+    """Groups in production order (the first value cast first), a day apart;
+    the last one cast ``newest`` days before AS_OF, tested at 28 days."""
+    n = len(values)
+    return [
+        {
+            "plant_id": pid,
+            "group_no": f"{prefix}{i:02d}",
+            "strength_class": cls,
+            "cast_on": day(newest + n - 1 - i),
+            "tested_on": day(newest + n - 1 - i - 28),
+            "strength_mpa": v,
+            "curing": "standard",
+        }
+        for i, v in enumerate(values)
+    ]
 
-    got = run(
+
+SIGMA3 = {"strength_sigma0_mpa": {"C30": 3.0}}
+
+
+def _known(engine, plant, groups, **rules):
+    return run(
         engine,
         plant,
-        lambda d: d["concrete_self_tests"].extend(_groups(plant, values)),
+        lambda d: d["concrete_self_tests"].extend(groups),
         "strength_assessment",
-        rules,
+        C.ConcreteRules(**{**SIGMA3, **rules}),
     )
-    assert len(got) == 1
-    ev = got[0].evidence
-    assert ev["method"] == "known_sigma" and ev["lots"] == 2
-    assert ev["lots_failed"] == 1 and ev["failed"][0]["min_ok"] is False
-    # another plant's sigma0 does not apply: 7 groups -> non-statistical
+
+
+def test_strength_known_sigma_passes(engine, plant):
+    # sigma0 = 3, C30: mean >= 32.1, min >= max(27.9, 27.0); two lots on the line
+    got = _known(engine, plant, _ordered(plant, [32.1, 32.1, 32.1, 33.0, 27.9, 35.4]))
+    assert got == []
+
+
+def test_strength_known_sigma_lots(engine, plant):
+    # lot 1 passes, lot 2 fails on its minimum (27.8 < 27.9)
+    values = [33.0, 32.0, 31.5, 35.0, 34.0, 27.8]
+    got = _known(engine, plant, _ordered(plant, values))
+    (f,) = got
+    ev = f.evidence
+    assert f.period == "C30/lot2" and ev["lot"] == 2 and ev["complete"] is True
+    assert ev["method"] == "known_sigma" and ev["sigma0_source"] == "configured"
+    assert ev["values"] == [35.0, 34.0, 27.8] and ev["min_ok"] is False
+    # another plant's sigma0 does not apply: 6 groups -> non-statistical
     other = C.ConcreteRules(strength_sigma0_mpa={"elsewhere/C30": 3.0})
     got = findings(engine, plant, "strength_assessment", other)
     assert [f.evidence["method"] for f in got] == ["non_statistical"]
+
+
+@pytest.mark.parametrize(("newest", "fires"), [(34, False), (35, True)])
+def test_strength_known_sigma_short_lot(engine, plant, newest, fires):
+    """The class's last lot of one group: pending, then non-statistical."""
+    groups = _ordered(plant, [33.0, 33.0, 33.0, 30.0], newest=newest)
+    got = _known(engine, plant, groups)
+    assert bool(got) is fires
+    if fires:
+        ev = got[0].evidence
+        assert got[0].period == "C30/lot2" and ev["complete"] is False
+        assert ev["method"] == "non_statistical" and ev["n"] == 1
+
+
+def test_strength_known_sigma_lots_do_not_shift_with_the_window(engine, plant):
+    # groups 0-5 in production order; 0 and 1 cast before the 90-day window.
+    # Lot 1 (groups 0-2) was assessed while in the window; lot 2 (3-5) is
+    # assessed now. Counted from the window's own first group, the weak group
+    # 2 would make a lot (2-4) of its own and fail it.
+    values = [33.0, 33.0, 20.0, 34.0, 34.0, 34.0]
+    groups = _ordered(plant, values, newest=86)  # cast 91 .. 86 days before
+    got = _known(engine, plant, groups)
+    assert got == []
+    # the same records seen earlier, with lot 1 in the window: it fails
+    earlier = AS_OF - dt.timedelta(days=5)
+    got = findings(
+        engine, plant, "strength_assessment", C.ConcreteRules(**SIGMA3), earlier
+    )
+    assert [f.period for f in got] == ["C30/lot1"]
+
+
+@pytest.mark.parametrize(("previous", "method"), [(45, "known_sigma"), (44, None)])
+def test_strength_sigma0_from_the_previous_period(engine, plant, previous, method):
+    rng = np.random.default_rng(5)
+    old = np.round(rng.normal(38.0, 3.2, previous), 1)
+    history = _ordered(plant, list(old), newest=95, prefix="P")
+    current = _ordered(plant, [36.0, 35.5, 27.0], newest=40)
+    rules = C.ConcreteRules(strength_sigma0_from_previous=True)
+    got = run(
+        engine,
+        plant,
+        lambda d: d["concrete_self_tests"].extend(history + current),
+        "strength_assessment",
+        rules,
+    )
+    if method is None:  # too few groups: sigma0 unknown, non-statistical
+        assert [f.evidence["method"] for f in got] == ["non_statistical"]
+        return
+    (f,) = got
+    ev = f.evidence
+    assert ev["method"] == "known_sigma" and ev["sigma0_source"] == "previous period"
+    assert ev["sigma0_groups"] == previous
+    assert ev["sigma0"] == pytest.approx(float(np.std(old, ddof=1)), abs=1e-3)
+    assert f.period == "C30/lot16"  # counted from the class's first group
+
+
+@pytest.mark.parametrize(
+    ("value", "age", "cls", "fires"),
+    [
+        (30.0, 28, "C30", False),  # on f_cu,k
+        (29.9, 28, "C30", True),
+        (29.9, 27, "C30", False),  # an early-age test is not the 28-day result
+        (59.9, 30, "C60", True),
+    ],
+)
+def test_self_test_strength(engine, plant, value, age, cls, fires):
+    def change(d):
+        d["concrete_self_tests"].append(
+            {
+                "plant_id": plant,
+                "group_no": "S1",
+                "strength_class": cls,
+                "cast_on": day(age + 2),
+                "tested_on": day(2),
+                "strength_mpa": value,
+                "curing": "standard",
+            }
+        )
+
+    got = run(engine, plant, change, "self_test_strength")
+    assert bool(got) is fires
+    if fires:
+        assert got[0].period == "S1" and got[0].level == "orange"
+        assert got[0].evidence["required_mpa"] == parse_strength_class(cls)
 
 
 def test_strength_window_excludes_old_groups(engine, plant):
@@ -644,6 +823,160 @@ def test_strength_window_excludes_old_groups(engine, plant):
         "strength_assessment",
     )
     assert got == []
+
+
+# -- every rule on each side of its threshold, one table -----------------------------
+
+
+def _set(feed: str, **values):
+    """Change the first record of a feed."""
+    return lambda pid, d: d[feed][0].update(values)
+
+
+def _batch(material: str, dev: float, cumulative: bool = False):
+    def change(pid, d):
+        row = next(r for r in d["concrete_batching"] if r["material"] == material)
+        row.update(
+            target_kg=1000.0, actual_kg=1000.0 * (1 + dev / 100), cumulative=cumulative
+        )
+
+    return change
+
+
+def _second_record(batched: bool):
+    def change(pid, d):
+        rec = dict(
+            d["concrete_production"][0],
+            record_no=f"{pid}-R2",
+            batching_serial=f"PB{pid[-8:]}0002",
+        )
+        d["concrete_production"].append(rec)
+        d["concrete_self_tests"].append(
+            dict(d["concrete_self_tests"][0], group_no="G2", record_no=f"{pid}-R2")
+        )
+        if batched:
+            d["concrete_batching"] += [
+                dict(b, record_no=f"{pid}-R2") for b in d["concrete_batching"][:4]
+            ]
+
+    return change
+
+
+def _all_batching(**values):
+    return lambda pid, d: [r.update(values) for r in d["concrete_batching"]]
+
+
+def _lot(batch_no: str):
+    return lambda pid, d: d["concrete_materials"].append(
+        dict(
+            d["concrete_materials"][0],
+            material_record_no=f"{pid}-M2",
+            batch_no=batch_no,
+        )
+    )
+
+
+def _group(value: float, age: int = 28, cls: str = "C30"):
+    return lambda pid, d: d["concrete_self_tests"].append(
+        {
+            "plant_id": pid,
+            "group_no": "S1",
+            "strength_class": cls,
+            "cast_on": day(age + 2),
+            "tested_on": day(2),
+            "strength_mpa": value,
+            "curing": "standard",
+        }
+    )
+
+
+def _strength(values: list[float]):
+    return lambda pid, d: d["concrete_self_tests"].extend(_groups(pid, values))
+
+
+def _sand(mb: float, cls: str, powder: float):
+    return _set(
+        "concrete_materials",
+        material="manufactured_sand",
+        mb_value=mb,
+        for_strength_class=cls,
+        stone_powder_pct=powder,
+    )
+
+
+#: (kind, plant properties, change of the baseline, fires): the threshold of
+#: each kind from both sides (the tests above go through more of each).
+CASES = [
+    ("basic_data", {}, None, False),
+    ("basic_data", {"licence": None}, None, True),
+    ("equipment", {}, _all_batching(produced_at=at(6.9, hour=23)), False),
+    ("equipment", {}, _all_batching(produced_at=at(7.1, hour=23)), True),
+    ("online_batching", {}, _second_record(batched=True), False),
+    ("online_batching", {}, _second_record(batched=False), True),
+    ("material_self_test", {}, _set("concrete_materials", tested_at=at(8, 9)), False),
+    ("material_self_test", {}, _set("concrete_materials", tested_at=at(8, 11)), True),
+    ("material_arrival", {}, None, False),
+    ("material_arrival", {}, _set("concrete_materials", supplier=None), True),
+    ("material_overdue", {}, _set("concrete_materials", expires_on=day(2)), False),
+    ("material_overdue", {}, _set("concrete_materials", expires_on=day(3)), True),
+    (
+        "material_late_entry",
+        {},
+        _set("concrete_materials", entered_at=at(9, 10)),
+        False,
+    ),
+    ("material_late_entry", {}, _set("concrete_materials", entered_at=at(9, 11)), True),
+    ("material_usage", {}, _set("concrete_materials", used_kg=30600.0), False),
+    ("material_usage", {}, _set("concrete_materials", used_kg=30700.0), True),
+    ("material_duplicate", {}, _lot("L002"), False),
+    ("material_duplicate", {}, _lot("L001"), True),
+    ("mix_ratio", {}, None, False),
+    ("mix_ratio", {}, _set("concrete_production", mix_ratio_no=None), True),
+    ("production_record", {}, None, False),
+    ("production_record", {}, _set("concrete_production", strength_class="30"), True),
+    ("batching_deviation", {}, _batch("binder", 2.0), False),
+    ("batching_deviation", {}, _batch("binder", 2.1), True),
+    ("chloride", {}, _set("concrete_batching", chloride_pct=0.20), False),
+    ("chloride", {}, _set("concrete_batching", chloride_pct=0.21), True),
+    ("self_test_groups", {}, _set("concrete_production", volume_m3=100.0), False),
+    ("self_test_groups", {}, _set("concrete_production", volume_m3=100.5), True),
+    ("production_approval", {}, None, False),
+    ("production_approval", {}, _set("concrete_production", approved=False), True),
+    ("batching_serial", {}, None, False),
+    ("batching_serial", {}, _set("concrete_production", batching_serial=""), True),
+    ("strength_assessment", {}, _strength([35.0, 34.5, 34.0]), False),
+    ("strength_assessment", {}, _strength([34.0, 34.5, 34.0]), True),
+    ("self_test_overdue", {}, _set("concrete_self_tests", cast_on=day(31)), False),
+    ("self_test_overdue", {}, _set("concrete_self_tests", cast_on=day(32)), True),
+    ("manufactured_sand", {}, _sand(1.0, "C30", 7.0), False),
+    ("manufactured_sand", {}, _sand(1.0, "C30", 7.1), True),
+    ("self_test_strength", {}, _group(30.0), False),
+    ("self_test_strength", {}, _group(29.9), True),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "props", "change", "fires"),
+    CASES,
+    ids=[f"{c[0]}-{'fires' if c[3] else 'quiet'}" for c in CASES],
+)
+def test_rule_threshold(engine, kind, props, change, fires):
+    pid = f"CT-{uuid.uuid4().hex[:8]}"
+    _insert_plant(engine, pid, **props)
+    try:
+        data = copy.deepcopy(baseline(pid))
+        if change is not None:
+            change(pid, data)
+        load(engine, data)
+        assert bool(findings(engine, pid, kind)) is fires
+    finally:
+        _cleanup(engine, [pid])
+
+
+def test_every_rule_has_a_case_on_each_side():
+    tested = {(kind, fires) for kind, _, _, fires in CASES}
+    for kind in C.KINDS:
+        assert (kind, True) in tested and (kind, False) in tested, kind
 
 
 # -- GB/T 50107 worked examples (pure) ----------------------------------------------

@@ -15,6 +15,8 @@ The rules reading them are in :mod:`models.supervision.buildings`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from layers.base import LayerSpec, Prop
 from layers.feeds import FeedSpec, register_feed
 
@@ -46,6 +48,17 @@ WALL_EVENTS = (
     "burst_glass",
 )
 
+
+def _check_reading(row: dict[str, Any]) -> str | None:
+    """A crack reading needs its crack type: every crack limit depends on it."""
+    if row.get("kind") == "crack_width_mm" and row.get("crack_type") is None:
+        return (
+            "crack_type is missing or not one of "
+            f"{', '.join(CRACK_TYPES)} (a crack_width_mm reading needs it)"
+        )
+    return None
+
+
 BUILDING_READINGS = register_feed(
     FeedSpec(
         id="building_readings",
@@ -53,9 +66,10 @@ BUILDING_READINGS = register_feed(
         title_zh="房屋结构监测数据",
         description=(
             "Readings of survey points on buildings: tilt (% of height), crack "
-            "width (mm, with the crack type) and cumulative settlement (mm, "
-            "downwards positive). `building_id` is the source id of the "
-            "building in the `buildings` layer."
+            "width (mm, with the crack type, required for a crack reading, and "
+            "optionally the crack's length and the storey height) and "
+            "cumulative settlement (mm, downwards positive). `building_id` is "
+            "the source id of the building in the `buildings` layer."
         ),
         columns=(
             Prop(
@@ -112,6 +126,27 @@ BUILDING_READINGS = register_feed(
                 choices=CRACK_TYPES,
             ),
             Prop(
+                "crack_length_m",
+                "float",
+                "Crack length",
+                "裂缝长度",
+                unit="m",
+                aliases=("crack_length_m", "crack_length", "裂缝长度"),
+                non_negative=True,
+                description="Length of the crack (vertical compression cracks: "
+                "JGJ 125-99 counts those longer than half the storey height)",
+            ),
+            Prop(
+                "storey_height_m",
+                "float",
+                "Storey height",
+                "层高",
+                unit="m",
+                aliases=("storey_height_m", "storey_height", "floor_height", "层高"),
+                non_negative=True,
+                description="Height of the storey the crack is in",
+            ),
+            Prop(
                 "near_underground_works",
                 "bool",
                 "Next to underground works",
@@ -123,6 +158,7 @@ BUILDING_READINGS = register_feed(
         required=("value",),
         domain="buildings",
         subject=("buildings", "building_id"),
+        row_check=_check_reading,
     )
 )
 

@@ -19,6 +19,18 @@ LAYERS: tuple[LayerSpec, ...] = ()
 #: Material classes of a batching record (GB/T 14902-2012 §7.4 tolerances).
 BATCH_MATERIALS = ("binder", "aggregate", "water", "admixture")
 
+#: Rows of GB 50164-2011 table 3.1.8 (the chloride limit of a mix): reinforced
+#: concrete in a dry / humid (no chlorides) / chloride / de-icing-salt or sea
+#: environment, prestressed concrete, plain concrete.
+CHLORIDE_ENVIRONMENTS = (
+    "reinforced_dry",
+    "reinforced_humid",
+    "reinforced_chloride",
+    "reinforced_deicing",
+    "prestressed",
+    "plain",
+)
+
 SUBJECT = ("plants", "plant_id")
 
 PLANT_ID = Prop(
@@ -60,7 +72,8 @@ PRODUCTION = register_feed(
         title_zh="预拌混凝土生产记录",
         description=(
             "One record per production ticket: project, strength class, "
-            "volume, mix ratio, batching serial number and approval."
+            "volume, mix ratio, batching serial number, approval and the "
+            "concrete type / environment its chloride limit follows."
         ),
         columns=(
             PLANT_ID,
@@ -98,6 +111,22 @@ PRODUCTION = register_feed(
                 aliases=("batching_serial", "serial", "配料流水号"),
             ),
             Prop(
+                "chloride_environment",
+                "text",
+                "Concrete type / environment (chloride limit)",
+                "混凝土类型及环境",
+                aliases=(
+                    "chloride_environment",
+                    "concrete_type",
+                    "environment",
+                    "混凝土类型",
+                    "环境类别",
+                ),
+                choices=CHLORIDE_ENVIRONMENTS,
+                description="The GB 50164-2011 table 3.1.8 row the mix's chloride "
+                "limit comes from; empty: the configured default.",
+            ),
+            Prop(
                 "approved",
                 "bool",
                 "Approved",
@@ -121,7 +150,8 @@ BATCHING = register_feed(
             "Target and actual weight of each material per batch at the mixer "
             "(``cumulative`` rows, under their own ``batch_no``: the running "
             "total of a production record), with the "
-            "water-soluble chloride content measured for the batch."
+            "water-soluble chloride content measured for the batch (% of the "
+            "cement mass, as GB 50164-2011 table 3.1.8 states its limits)."
         ),
         columns=(
             PLANT_ID,
@@ -172,7 +202,7 @@ BATCHING = register_feed(
                 "float",
                 "Chloride content",
                 "氯离子含量",
-                unit="% of binder",
+                unit="% of cement mass",
                 aliases=("chloride_pct", "chloride", "氯离子含量"),
                 non_negative=True,
             ),

@@ -9,9 +9,17 @@ is in one place, testable without a database, and driven by
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from models.risk.settings import RiskSettings
+from models.wall_schedule import (
+    DueCheck,
+    WallScheduleRules,
+    add_years,
+    flag_event,
+    next_checks,
+)
 
 LEVELS = ("yellow", "orange", "red")
 
@@ -101,29 +109,28 @@ def building_score(grade: str, building_count: int, sensitive_count: int,
 
 
 # -- curtain walls ---------------------------------------------------------------
-
-
-def add_years(day: dt.date, years: int) -> dt.date:
-    """``day`` moved by whole years; 29 February becomes 28 February.
-
-    >>> add_years(dt.date(2020, 2, 29), 1)
-    datetime.date(2021, 2, 28)
-    """
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
+#
+# The schedule itself (when a check, an adhesive sampling or an appraisal falls
+# due) is :mod:`models.wall_schedule`, shared with the supervision rules and the
+# housing page; here it becomes the reasons and the score of a fall zone.
 
 
 @dataclass(frozen=True)
 class WallStatus:
     """Where a curtain wall stands in its check schedule on a given day."""
 
+    #: the earliest periodic check (safety check, adhesive sampling) due
     next_due: dt.date | None
+    #: a periodic check is overdue (the day after it fell due)
     overdue: bool
     overdue_years: int
     past_design_life: bool
+    #: a typhoon with no appraisal since
     typhoon: bool
+    #: another event (fire, burst glass, ...) with no appraisal since
+    event_appraisal: bool = False
+    #: the wall's building is graded C / D with no appraisal of the wall since
+    dangerous_building: bool = False
 
     @property
     def reasons(self) -> list[str]:
@@ -131,6 +138,10 @@ class WallStatus:
         out = []
         if self.typhoon:
             out.append("typhoon")
+        if self.event_appraisal:
+            out.append("event_appraisal")
+        if self.dangerous_building:
+            out.append("dangerous_building")
         if self.past_design_life:
             out.append("past_design_life")
         if self.overdue:
@@ -142,93 +153,86 @@ class WallStatus:
         return [self.reasons, self.overdue_years]
 
 
-def _typhoon_flag(value: object, last_checked: dt.date | None) -> bool:
-    if value is None or value is False:
-        return False
-    if value is True or (isinstance(value, str) and value.lower() == "true"):
-        return True
-    try:
-        flagged = dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return False
-    return last_checked is None or last_checked < flagged
+def status_from_checks(due: Sequence[DueCheck], accepted_on: dt.date | None,
+                       design_life_years: int | None, today: dt.date,
+                       schedule: WallScheduleRules | None = None) -> WallStatus:
+    """A wall's :class:`WallStatus` from its due checks on ``today``.
 
-
-def next_check_due(support_type: str | None, accepted_on: dt.date,
-                   last_checked_on: dt.date | None, design_life_years: int | None,
-                   settings: RiskSettings) -> dt.date:
-    """The date a curtain wall's next periodic safety check falls due.
-
-    JGJ 102-2003 §12.2 and local rules (DOMAIN.md): first check one year after
-    acceptance, then every five years; structural-silicone walls sampled at
-    ten years then every three; point- or cable-supported walls every three
-    years; past the design life every year. Reaching the design life makes a
-    check due at once (it is also an appraisal trigger).
+    Periodic checks (safety check and, for structural silicone, adhesive
+    sampling) decide ``next_due`` and ``overdue`` (the day after the due
+    date; ``overdue_years`` counts started years, so a zone does not change
+    every day); pending appraisals give the event and dangerous-building
+    reasons; the design life gives ``past_design_life``.
 
     Examples
     --------
-    >>> s, acc = RiskSettings(), dt.date(2010, 6, 1)
-    >>> next_check_due("frame", acc, None, 25, s)          # first check
-    datetime.date(2011, 6, 1)
-    >>> next_check_due("frame", acc, dt.date(2011, 6, 1), 25, s)
-    datetime.date(2016, 6, 1)
-    >>> next_check_due("structural_silicone", acc, dt.date(2016, 6, 1), 25, s)
-    datetime.date(2020, 6, 1)
-    >>> next_check_due("point", acc, dt.date(2011, 6, 1), 25, s)
-    datetime.date(2014, 6, 1)
+    >>> due = [DueCheck("safety_check", dt.date(2026, 1, 1), "")]
+    >>> st = status_from_checks(due, dt.date(2020, 1, 1), 25, dt.date(2026, 1, 2))
+    >>> st.next_due, st.overdue, st.overdue_years, st.reasons
+    (datetime.date(2026, 1, 1), True, 1, ['overdue_check'])
     """
-    life = design_life_years or settings.wall_design_life_years
-    end_of_life = add_years(accepted_on, life)
-    if last_checked_on is None or last_checked_on < accepted_on:
-        return min(add_years(accepted_on, settings.wall_first_check_years),
-                   end_of_life)
-    if last_checked_on >= end_of_life:
-        return add_years(last_checked_on, settings.wall_past_life_interval_years)
-    if support_type in ("point", "cable"):
-        due = add_years(last_checked_on, settings.wall_point_cable_interval_years)
-    elif support_type == "structural_silicone":
-        silicone_first = add_years(accepted_on, settings.wall_silicone_first_years)
-        if last_checked_on < silicone_first:
-            due = min(add_years(last_checked_on, settings.wall_check_interval_years),
-                      silicone_first)
-        else:
-            due = add_years(last_checked_on, settings.wall_silicone_interval_years)
-    else:
-        due = add_years(last_checked_on, settings.wall_check_interval_years)
-    return min(due, end_of_life)
+    schedule = schedule or WallScheduleRules()
+    periodic = [d.due_on for d in due if d.trigger == "schedule" and d.due_on]
+    next_due = min(periodic, default=None)
+    late = [d for d in periodic if today > d]
+    years = 0
+    if late:
+        first = min(late)
+        years = 1
+        while add_years(first, years) < today:
+            years += 1
+    life = design_life_years or schedule.wall_design_life_years
+    past_life = accepted_on is not None and today >= add_years(accepted_on, life)
+    events = {c for d in due if d.trigger == "event" for c in d.causes}
+    conditions = {c for d in due if d.trigger == "condition" for c in d.causes}
+    return WallStatus(
+        next_due, bool(late), years, past_life, "typhoon" in events,
+        event_appraisal=bool(events - {"typhoon"}),
+        dangerous_building="dangerous_building" in conditions,
+    )
 
 
 def wall_status(support_type: str | None, accepted_on: dt.date | None,
                 last_checked_on: dt.date | None, design_life_years: int | None,
                 typhoon_flag: object, today: dt.date,
-                settings: RiskSettings) -> WallStatus:
-    """The schedule status of one curtain wall on ``today``.
+                settings: RiskSettings | None = None, *,
+                checks: Iterable[tuple[str, dt.date]] = (),
+                events: Iterable[tuple[str, dt.date | None]] = (),
+                building_grade: str | None = None,
+                building_appraised_on: dt.date | None = None,
+                schedule: WallScheduleRules | None = None) -> WallStatus:
+    """The schedule status of one curtain wall on ``today`` from plain values.
 
-    A check is overdue the day after it falls due. A wall without an
-    acceptance date cannot be scheduled (only a typhoon flag gives it a zone).
+    The layer's values, the typhoon flag of its ``extra`` and, when known,
+    its checks and events (the feeds) and its building's grade go through
+    :func:`models.wall_schedule.next_checks` (``settings`` is not read: the
+    schedule is ``schedule``, default ``WallScheduleRules()``). A wall
+    without an acceptance date has no periodic schedule (only events or its
+    building's grade give it a zone).
 
     Examples
     --------
-    >>> s = RiskSettings()
     >>> st = wall_status("frame", dt.date(2020, 1, 1), dt.date(2021, 1, 1), 25,
-    ...                  None, dt.date(2026, 1, 2), s)
+    ...                  None, dt.date(2026, 1, 2))
     >>> st.next_due, st.overdue, st.overdue_years, st.reasons
     (datetime.date(2026, 1, 1), True, 1, ['overdue_check'])
+    >>> wall_status("frame", dt.date(2020, 1, 1), dt.date(2021, 1, 1), 25,
+    ...             None, dt.date(2026, 1, 2),
+    ...             checks=[("safety_check", dt.date(2025, 12, 1))]).reasons
+    []
     """
-    typhoon = _typhoon_flag(typhoon_flag, last_checked_on)
-    if accepted_on is None:
-        return WallStatus(None, False, 0, False, typhoon)
-    life = design_life_years or settings.wall_design_life_years
-    past_life = today >= add_years(accepted_on, life)
-    due = next_check_due(support_type, accepted_on, last_checked_on,
-                         design_life_years, settings)
-    overdue = today > due
-    years = 0
-    if overdue:
-        years = 1
-        while add_years(due, years) < today:
-            years += 1
-    return WallStatus(due, overdue, years, past_life, typhoon)
+    schedule = schedule or WallScheduleRules()
+    wall_events = list(events)
+    flagged = flag_event(typhoon_flag)
+    if flagged is not None:
+        wall_events.append(flagged)
+    wall = {"support_type": support_type, "accepted_on": accepted_on,
+            "last_checked_on": last_checked_on,
+            "design_life_years": design_life_years,
+            "building_grade": building_grade,
+            "building_appraised_on": building_appraised_on}
+    due = next_checks(wall, checks, wall_events, today, schedule)
+    return status_from_checks(due, accepted_on, design_life_years, today, schedule)
 
 
 def wall_radius(height_m: float | None, settings: RiskSettings) -> float:
@@ -245,6 +249,10 @@ def wall_score(status: WallStatus, building_count: int, sensitive_count: int,
                road_length_m: float, settings: RiskSettings) -> float:
     """Score of a curtain-wall fall zone: worst reason x (1 + exposure).
 
+    Reasons: overdue periodic check (plus a step per started year), past
+    design life, dangerous building, typhoon or another event awaiting its
+    appraisal.
+
     >>> s = RiskSettings()
     >>> st = WallStatus(None, True, 3, False, False)
     >>> round(wall_score(st, 0, 0, 0.0, s), 3)
@@ -256,7 +264,9 @@ def wall_score(status: WallStatus, building_count: int, sensitive_count: int,
             settings.wall_overdue_per_year * status.overdue_years)
     if status.past_design_life:
         base = max(base, settings.wall_past_life_score)
-    if status.typhoon:
+    if status.dangerous_building:
+        base = max(base, settings.wall_dangerous_building_score)
+    if status.typhoon or status.event_appraisal:
         base = max(base, settings.wall_typhoon_score)
     return base * (1.0 + exposure(building_count, sensitive_count, road_length_m,
                                   settings))

@@ -11,8 +11,9 @@ snapshot of the queue and recomputes only:
 * dangerous buildings: the changed buildings themselves, plus the C/D zones a
   changed building or road touches (old or new bbox): their exposure changed;
 * curtain walls: the changed walls, the zones a changed building or road
-  touches, and walls whose schedule status changed with the date (a check
-  falling due needs no edit);
+  touches, and walls whose schedule status changed with the date or with a
+  record of the curtain-wall feeds (a check falling due or a check recorded
+  needs no edit of the layer);
 * rivers: changed segments and segments within ``river_distance_m`` of a
   changed site or plant get their local pressure recomputed; accumulation is
   rerun over the whole network (cheap, in memory) and only the zones whose
@@ -47,6 +48,7 @@ from models.risk.dbutil import canonical_json, raw_connection
 from models.risk.grid import GridResult, compute_grid
 from models.risk.rivers import compute_rivers
 from models.risk.settings import RiskSettings
+from models.risk.walls import wall_statuses
 
 log = logging.getLogger("gis_server.risk")
 
@@ -183,7 +185,7 @@ def _run_kind(engine: Engine, settings: RiskSettings, kind: str,
             params_json=params_json, exclude_self=True, scope=ids)
     elif kind == "curtain_wall":
         ids = None if scope is None else sorted(scope)
-        statuses = zmod.wall_statuses(engine, settings, today, ids)
+        statuses = wall_statuses(engine, settings, today, ids)
         stats = zmod.write_zones(
             engine, kind, "curtain_walls", subjects=zmod.wall_subjects(statuses,
                                                                        settings),
@@ -312,7 +314,7 @@ def _affected(engine: Engine, settings: RiskSettings, kind: str, snapshot: int
 def _wall_status_changes(engine: Engine, settings: RiskSettings,
                          today: dt.date) -> set[int]:
     """Walls whose zone-deciding status differs from their stored zone."""
-    statuses = zmod.wall_statuses(engine, settings, today)
+    statuses = wall_statuses(engine, settings, today)
     conn = raw_connection(engine)
     try:
         with conn.cursor() as cur:

@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from gis_server.overrides import OverridableSettings
 from gis_server.settings import PROJECT_ROOT
+from models.wall_schedule import WallScheduleRules
 
 NO_STANDARD = "[D] no standard: design default."
 
@@ -119,52 +120,10 @@ class RiskSettings(OverridableSettings):
         description=f"{NO_STANDARD} Building-zone score from which the level is red.",
     )
 
-    # -- 2. glass curtain walls (JGJ 102-2003 §12.2 and local rules) ------------
-    wall_first_check_years: int = Field(
-        default=1,
-        ge=0,
-        description="[S] JGJ 102-2003 §12.2: first safety check one year after "
-        "acceptance.",
-    )
-    wall_check_interval_years: int = Field(
-        default=5,
-        ge=1,
-        description="[S] JGJ 102-2003 §12.2: then a check every five years.",
-    )
-    wall_silicone_first_years: int = Field(
-        default=10,
-        ge=1,
-        description="[S] JGJ 102-2003 §12.2: structural-silicone adhesive sampled "
-        "ten years after acceptance.",
-    )
-    wall_silicone_interval_years: int = Field(
-        default=3,
-        ge=1,
-        description="[S] JGJ 102-2003 §12.2: then every three years.",
-    )
-    wall_point_cable_interval_years: int = Field(
-        default=3,
-        ge=1,
-        description="[S] Local rules: point- or cable-supported walls every three "
-        "years.",
-    )
-    wall_past_life_interval_years: int = Field(
-        default=1,
-        ge=1,
-        description="[S] Local rules: every year once past the design life.",
-    )
-    wall_design_life_years: int = Field(
-        default=25,
-        ge=1,
-        description="[S] Design life >= 25 years; used when a wall has none.",
-    )
-    wall_typhoon_key: str = Field(
-        default="typhoon_flagged_on",
-        description="[D] Key in a curtain wall's `extra` flagging typhoon damage: "
-        "an ISO date (cleared by a check on or after it) or `true` (cleared "
-        "only by removing the key). The layer has no such property, so the "
-        "flag travels in `extra`.",
-    )
+    # -- 2. glass curtain walls (fall zones) --------------------------------------
+    # The check schedule (GIS_RULES_BUILDINGS_WALL_*, formerly GIS_RISK_WALL_*,
+    # still read) is models.wall_schedule.WallScheduleRules, shared with the
+    # supervision rules and the housing page.
     wall_radius_factor: float = Field(
         default=0.5,
         ge=0,
@@ -177,7 +136,14 @@ class RiskSettings(OverridableSettings):
         default=20.0, gt=0, description=f"{NO_STANDARD} Height of a wall without one."
     )
     wall_typhoon_score: float = Field(
-        default=1.0, ge=0, description=f"{NO_STANDARD} Base score after a typhoon."
+        default=1.0, ge=0,
+        description=f"{NO_STANDARD} Base score after a typhoon (or another event: "
+        "fire, burst glass, ...) with no appraisal since.",
+    )
+    wall_dangerous_building_score: float = Field(
+        default=0.8, ge=0,
+        description=f"{NO_STANDARD} Base score of a wall on a C / D building with "
+        "no appraisal of the wall since the grade.",
     )
     wall_past_life_score: float = Field(
         default=0.8,
@@ -302,6 +268,11 @@ class RiskSettings(OverridableSettings):
         description="Database connections used in parallel for the zone measures.",
     )
 
+    @property
+    def wall_typhoon_key(self) -> str:
+        """The typhoon flag's key in ``extra`` (a schedule setting now)."""
+        return WallScheduleRules().wall_typhoon_key
+
     def params(self, kind: str) -> dict:
         """The settings that shape zones of ``kind`` (stored with each zone)."""
         prefix = {
@@ -319,4 +290,7 @@ class RiskSettings(OverridableSettings):
             "river_pressure": ("metric", "river"),
         }[kind]
         data = self.model_dump(mode="json")
-        return {k: v for k, v in data.items() if k.startswith(prefix)}
+        out = {k: v for k, v in data.items() if k.startswith(prefix)}
+        if kind == "curtain_wall":  # the schedule decides which walls get a zone
+            out.update(WallScheduleRules().model_dump(mode="json"))
+        return out

@@ -5,27 +5,38 @@ variables ``GIS_RULES_BUILDINGS_*``):
 
 * masonry tilt > 0.7 % (JGJ 125-99 [S]); overall tilt > 1 % with cracking
   (JGJ 125-2016 [R]);
-* crack widths by type: vertical compression > 2 mm, at a beam bearing > 1 mm,
-  horizontal eccentric > 0.5 mm (JGJ 125-99 [S]); a settlement crack > 10 mm
-  or several > 5 mm (JGJ 125-2016 [R]);
+* crack widths by type, on masonry buildings only (JGJ 125-99 masonry
+  members [S]): vertical compression > 2 mm and longer than half the storey
+  height, at a beam bearing > 1 mm, horizontal eccentric > 0.5 mm; a
+  settlement crack > 10 mm or several > 5 mm (JGJ 125-2016 [R], any
+  structure);
 * settlement faster than 4 mm/month for two consecutive months without
   converging, faster than 2 mm/day next to underground works (JGJ 125-2016
-  [R]); rates are least-squares slopes over each window, not last minus first;
+  [R]); rates are least-squares slopes, not last minus first: a month with
+  enough readings is fitted on its own, a sparsely surveyed month (monthly or
+  fortnightly surveys) together with the last reading before it;
 * a trend warning [D]: a reading whose recent rate carries it over its limit
   within a few weeks, or a settlement already faster than the monthly limit
   before the two-month rule fires;
-* curtain-wall schedule (JGJ 102-2003 §12.2 and local regulations [S]): first
-  check a year after acceptance, then every five years (point / cable
-  supported: every three; past the design life: every year); structural
-  silicone sampled at ten years then every three; an appraisal after a
-  typhoon, lightning, fire, explosion, deformation, falling parts or burst
-  glass, and once the wall reaches its design life or its building is found
-  dangerous (grade C / D).
+* the curtain-wall schedule of :mod:`models.wall_schedule` (JGJ 102-2003
+  §12.2 and local regulations [S]; the same schedule the risk fall zones and
+  the housing page use): first check a year after acceptance, then every
+  five years (point / cable supported: every three; past the design life:
+  every year); structural silicone sampled at ten years then every three; an
+  appraisal after a typhoon, lightning, fire, explosion, deformation, falling
+  parts or burst glass, and once the wall reaches its design life or its
+  building is found dangerous (grade C / D).
 
 Levels are design defaults [D]: a monitoring limit exceeded is orange, by
 ``red_ratio`` times the limit red, a trend yellow; a check falling due within
 ``due_soon_days`` is yellow, overdue orange, overdue by more than
 ``overdue_red_days`` (or an event appraisal missing) red.
+
+Periods and times: a condition that holds at the evaluation (a reading over
+its limit now, a check overdue, an appraisal missing) is observed at the
+evaluation time, under a period that stays the same from one day to the next
+(``""`` for a reading over its limit, the due date for a check); a rate is
+observed at its last reading, under its month.
 
 The pure functions (rates, schedules, levels) take plain values; the
 evaluator :func:`evaluate` reads each feed and layer in one query and
@@ -37,9 +48,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -47,13 +58,19 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Connection, text
 
-from gis_server.overrides import OverridableSettings
 from models.supervision.rules import (
     LEVELS,
     Finding,
     Rule,
     register_evaluator,
     register_rule,
+)
+from models.wall_schedule import (
+    DueCheck,
+    WallScheduleRules,
+    add_years,
+    next_checks,
+    scheduled_walls,
 )
 
 __all__ = [
@@ -66,6 +83,7 @@ __all__ = [
     "evaluate",
     "exceedance_level",
     "hazard_list",
+    "least_squares_line",
     "least_squares_slope",
     "next_checks",
     "reading_series",
@@ -89,15 +107,20 @@ JGJ102 = "JGJ 102-2003 §12.2 and Guangzhou / Guangdong curtain-wall regulations
 DESIGN = "[D] no standard: design default."
 
 
-class BuildingRules(OverridableSettings):
+class BuildingRules(WallScheduleRules):
     """Thresholds and schedule of the buildings rules, one setting each.
 
     Each description starts with its confidence mark: [S] seen in a published
-    source, [R] commonly cited value, [D] design default.
+    source, [R] commonly cited value, [D] design default. The curtain-wall
+    schedule fields come from :class:`~models.wall_schedule.WallScheduleRules`
+    (the one schedule the risk zones and the housing page read too).
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="GIS_RULES_BUILDINGS_", env_file=".env", extra="ignore"
+        env_prefix="GIS_RULES_BUILDINGS_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # -- tilt -------------------------------------------------------------------
@@ -107,7 +130,8 @@ class BuildingRules(OverridableSettings):
     masonry_structures: tuple[str, ...] = Field(
         ("masonry", "brick_concrete"),
         description="[D] `structure` values of the buildings layer read as "
-        "masonry (砌体 / 砖混) for the JGJ 125-99 tilt limit.",
+        "masonry (砌体 / 砖混): the JGJ 125-99 tilt and crack limits apply to "
+        "these buildings only.",
     )
     overall_tilt_max_pct: float = Field(
         1.0, gt=0, description=f"[R] {JGJ125_2016}: overall tilt > 1 % with cracking."
@@ -122,9 +146,22 @@ class BuildingRules(OverridableSettings):
     crack_vertical_compression_max_mm: float = Field(
         2.0,
         gt=0,
-        description=f"[S] {MASONRY_99}: vertical compression crack > 2 mm (the "
-        "standard also asks for a length over half the storey height, which "
-        "the readings do not carry).",
+        description=f"[S] {MASONRY_99}: vertical compression crack > 2 mm wide "
+        "(and longer than `crack_vertical_compression_length_ratio` of the "
+        "storey height).",
+    )
+    crack_vertical_compression_length_ratio: float = Field(
+        0.5,
+        gt=0,
+        description=f"[S] {MASONRY_99}: ... and longer than half the storey "
+        "height (a reading's `crack_length_m` over its `storey_height_m`).",
+    )
+    crack_length_unknown_level: str = Field(
+        "yellow",
+        pattern="^(yellow|orange|red)$",
+        description="[D] Level of a vertical compression crack over the width "
+        "limit whose reading lacks the crack length or the storey height: the "
+        "rule cannot be decided, so a lower level asks for the measurement.",
     )
     crack_beam_bearing_max_mm: float = Field(
         1.0, gt=0, description=f"[S] {MASONRY_99}: crack at a beam bearing > 1 mm."
@@ -178,8 +215,22 @@ class BuildingRules(OverridableSettings):
     min_points_per_window: int = Field(
         3,
         ge=2,
-        description="[D] Fewest readings a rate is fitted from (per month, per "
-        "window).",
+        description="[D] Fewest readings a rate over a window of days is "
+        "fitted from (the trend and underground-works rates).",
+    )
+    month_dense_points: int = Field(
+        3,
+        ge=2,
+        description="[D] A calendar month with at least this many settlement "
+        "readings is fitted on its own readings; a month with fewer (monthly "
+        "or fortnightly surveys) is fitted together with the last reading "
+        "before it (two points at least).",
+    )
+    month_anchor_max_days: int = Field(
+        45,
+        ge=1,
+        description="[D] The reading before a sparse month anchors its rate only "
+        "if it is at most this many days before the month's first reading.",
     )
     rate_lookback_months: int = Field(
         3,
@@ -211,50 +262,13 @@ class BuildingRules(OverridableSettings):
         description="[D] Trend rule: warn (yellow) when the fitted rate carries "
         "a reading over its limit within this many days.",
     )
-    # -- curtain walls -------------------------------------------------------------
-    wall_first_check_years: int = Field(
-        1, ge=0, description=f"[S] {JGJ102}: first check one year after acceptance."
-    )
-    wall_check_interval_years: int = Field(
-        5, ge=1, description=f"[S] {JGJ102}: then every five years."
-    )
-    wall_silicone_first_years: int = Field(
-        10,
-        ge=1,
-        description=f"[S] {JGJ102}: structural-silicone adhesive sampled ten "
-        "years after acceptance.",
-    )
-    wall_silicone_interval_years: int = Field(
-        3, ge=1, description=f"[S] {JGJ102}: adhesive sampled every three years after."
-    )
-    wall_point_cable_interval_years: int = Field(
-        3, ge=1, description=f"[S] {JGJ102}: point- or cable-supported: every 3 years."
-    )
-    wall_past_life_interval_years: int = Field(
-        1, ge=1, description=f"[S] {JGJ102}: past the design life, every year."
-    )
-    wall_design_life_years: int = Field(
-        25,
-        ge=1,
-        description=f"[S] {JGJ102}: design life >= 25 years; used for a wall "
-        "without `design_life_years`.",
-    )
-    wall_dangerous_grades: tuple[str, ...] = Field(
-        ("C", "D"),
-        description=f"[S] {JGJ102}: an appraisal is mandatory when the main "
-        "structure is dangerous; these JGJ 125-2016 grades of the wall's "
-        "building (the layer's `building` = the building's source id) count.",
-    )
-    appraisal_counts_as_check: bool = Field(
-        True,
-        description="[D] A safety appraisal also counts as the periodic safety "
-        "check (it is the more thorough inspection).",
-    )
-    event_appraisal_grace_days: int = Field(
-        0,
-        ge=0,
-        description="[D] Days after an event before a missing appraisal is "
-        "overdue (red); the regulations name no period.",
+    # -- curtain walls (the schedule itself: WallScheduleRules, inherited) -----------
+    undated_appraisal_level: str = Field(
+        "orange",
+        pattern="^(yellow|orange|red)$",
+        description="[D] Level of a missing appraisal whose trigger has no date "
+        "(a C / D building without its appraisal date, a typhoon flag `true`): "
+        "it is due, by an unknown time.",
     )
     due_soon_days: int = Field(
         60,
@@ -322,10 +336,18 @@ R_MASONRY_CRACK = register_rule(
         source="JGJ 125-99",
         confidence="S",
         subject_layer="buildings",
-        description="Latest width of a vertical compression, beam-bearing or "
-        "horizontal eccentric crack above its limit." + LEVEL_NOTE,
+        description="Masonry buildings (masonry_structures): latest width of a "
+        "vertical compression, beam-bearing or horizontal eccentric crack above "
+        "its limit; a vertical compression crack also longer than "
+        "crack_vertical_compression_length_ratio of the storey height (a "
+        "reading without the length or the storey height: "
+        "crack_length_unknown_level, asking for them). Period: none (the "
+        "condition holds now)." + LEVEL_NOTE,
         settings=(
+            "masonry_structures",
             "crack_vertical_compression_max_mm",
+            "crack_vertical_compression_length_ratio",
+            "crack_length_unknown_level",
             "crack_beam_bearing_max_mm",
             "crack_horizontal_eccentric_max_mm",
             "red_ratio",
@@ -364,12 +386,15 @@ R_SETTLEMENT_RATE = register_rule(
         description="Least-squares settlement rate of each calendar month above "
         "settlement_rate_max_mm_month for settlement_rate_months consecutive "
         "months, no month falling below convergence_ratio of the one before. "
-        "Period: the last month." + LEVEL_NOTE,
+        "A month with month_dense_points readings is fitted on its own; a "
+        "sparser one together with the last reading before it (at most "
+        "month_anchor_max_days earlier). Period: the last month." + LEVEL_NOTE,
         settings=(
             "settlement_rate_max_mm_month",
             "settlement_rate_months",
             "convergence_ratio",
-            "min_points_per_window",
+            "month_dense_points",
+            "month_anchor_max_days",
             "rate_lookback_months",
             "red_ratio",
         ),
@@ -466,10 +491,16 @@ R_WALL_APPRAISAL = register_rule(
         confidence="S",
         subject_layer="curtain_walls",
         description="A typhoon, lightning, fire, explosion, deformation, falling "
-        "parts or burst glass event with no appraisal on or after it. Period: "
-        "the first pending event's due date. Levels [D]: red once "
-        "event_appraisal_grace_days have passed, yellow before.",
-        settings=("event_appraisal_grace_days",),
+        "parts or burst glass event (the events feed, or the layer's typhoon "
+        "flag wall_typhoon_key) with no appraisal on or after it. Period: the "
+        "first pending event's due date. Levels [D]: red once "
+        "event_appraisal_grace_days have passed, yellow before; an event of "
+        "unknown date (a flag `true`) undated_appraisal_level.",
+        settings=(
+            "event_appraisal_grace_days",
+            "wall_typhoon_key",
+            "undated_appraisal_level",
+        ),
     )
 )
 
@@ -486,10 +517,14 @@ R_WALL_CONDITION = register_rule(
         description="The wall reached its design life (design_life_years, "
         "default wall_design_life_years), or its building was appraised grade "
         "C or D (wall_dangerous_grades), with no appraisal since. Period: the "
-        "date of the condition." + SCHEDULE_NOTE,
+        "date of the condition; a grade without its appraisal date has the "
+        "stable period 'undated:dangerous_building' and the level "
+        "undated_appraisal_level (any appraisal of the wall on record meets "
+        "it)." + SCHEDULE_NOTE,
         settings=(
             "wall_design_life_years",
             "wall_dangerous_grades",
+            "undated_appraisal_level",
             "due_soon_days",
             "overdue_red_days",
         ),
@@ -516,20 +551,6 @@ WALL_RULES = {
 
 
 # -- pure functions -------------------------------------------------------------
-
-
-def add_years(day: dt.date, years: int) -> dt.date:
-    """``day`` moved by whole years; 29 February becomes 28 February.
-
-    Examples
-    --------
-    >>> add_years(dt.date(2024, 2, 29), 1)
-    datetime.date(2025, 2, 28)
-    """
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
 
 
 def _days(times: Sequence[dt.datetime]) -> list[float]:
@@ -564,29 +585,53 @@ def least_squares_slope(days: Sequence[float], values: Sequence[float]) -> float
 
 @dataclass(frozen=True)
 class MonthRate:
-    """A least-squares rate over the readings of one calendar month."""
+    """A least-squares settlement rate of one calendar month."""
 
     month: str  # "2026-11"
     rate_mm_month: float
-    points: int
+    points: int  # readings the line was fitted on (the anchor included)
     first: dt.datetime
     last: dt.datetime
+    #: the month had fewer than ``dense_points`` readings: the fit includes
+    #: the last reading before it (``first``)
+    anchored: bool = False
+
+
+def least_squares_line(
+    days: Sequence[float], values: Sequence[float]
+) -> tuple[float, float] | None:
+    """Slope (per day) and intercept of the least-squares line, or None.
+
+    Examples
+    --------
+    >>> least_squares_line([0, 1, 2], [1.0, 3.0, 5.0])
+    (2.0, 1.0)
+    """
+    slope = least_squares_slope(days, values)
+    if slope is None:
+        return None
+    return slope, sum(values) / len(values) - slope * sum(days) / len(days)
 
 
 def settlement_rates(
     times: Sequence[dt.datetime],
     values: Sequence[float],
     *,
-    min_points: int = 3,
+    dense_points: int = 3,
+    anchor_max_days: float = 45,
     tz: dt.tzinfo = TZ,
 ) -> list[MonthRate]:
     """Settlement rate of each calendar month, fitted by least squares.
 
-    The readings of each month (in ``tz``) are fitted by a straight line; its
-    slope per day times the average month length (30.44 days) is the month's
-    rate in mm/month. Months with fewer than ``min_points`` readings have no
-    rate. A least-squares slope uses every reading of the month, so one noisy
-    first or last reading moves it far less than ``last - first`` does.
+    A month (in ``tz``) with at least ``dense_points`` readings is fitted on
+    its own readings by a straight line. A month with fewer (a survey every
+    month or every two weeks) is fitted together with the last reading
+    before it, when that one is at most ``anchor_max_days`` before the
+    month's first reading: two points at least, so a monthly survey gives
+    each month the slope from the survey before. The slope per day times the
+    average month length (30.44 days) is the month's rate in mm/month. A
+    least-squares slope uses every reading, so one noisy first or last
+    reading moves it far less than ``last - first`` does.
 
     Parameters
     ----------
@@ -594,32 +639,48 @@ def settlement_rates(
         Times of the readings (timezone-aware), in any order.
     values
         Cumulative settlement (mm, downwards positive) at those times.
-    min_points
-        Fewest readings a month is fitted from.
+    dense_points
+        Readings from which a month is fitted on its own.
+    anchor_max_days
+        Longest gap between a sparse month and the reading anchoring it.
     tz
         Zone the calendar months are counted in.
 
     Returns
     -------
     list of MonthRate
-        One per month with enough readings, oldest first.
+        One per month with a rate, oldest first.
 
     Examples
     --------
     >>> t = [dt.datetime(2026, 10, d, tzinfo=TZ) for d in (1, 11, 21, 31)]
     >>> [round(r.rate_mm_month, 2) for r in settlement_rates(t, [0, 1, 2, 3])]
     [3.04]
+
+    Two readings in November: fitted with the one of 31 October.
+
     >>> t += [dt.datetime(2026, 11, d, tzinfo=TZ) for d in (5, 15)]
-    >>> [r.month for r in settlement_rates(t, [0, 1, 2, 3, 4, 5])]
-    ['2026-10']
-    >>> [r.month for r in settlement_rates(t, [0, 1, 2, 3, 4, 5], min_points=2)]
-    ['2026-10', '2026-11']
+    >>> [(r.month, r.points, r.anchored)
+    ...  for r in settlement_rates(t, [0, 1, 2, 3, 4, 5])]
+    [('2026-10', 4, False), ('2026-11', 3, True)]
+
+    A monthly survey: each month's rate is the slope from the survey before.
+
+    >>> t = [dt.datetime(2026, m, 15, tzinfo=TZ) for m in (8, 9, 10)]
+    >>> [(r.month, round(r.rate_mm_month, 2))
+    ...  for r in settlement_rates(t, [0.0, 4.2, 8.3])]
+    [('2026-09', 4.12), ('2026-10', 4.16)]
     """
     order = sorted(range(len(times)), key=lambda i: times[i])
     ts = [times[i] for i in order]
     months = [t.astimezone(tz).strftime("%Y-%m") for t in ts]
     return _month_rates(
-        ts, _days(ts), months, [float(values[i]) for i in order], min_points
+        ts,
+        _days(ts),
+        months,
+        [float(values[i]) for i in order],
+        dense_points,
+        anchor_max_days,
     )
 
 
@@ -628,7 +689,8 @@ def _month_rates(
     days: Sequence[float],
     months: Sequence[str],
     values: Sequence[float],
-    min_points: int,
+    dense_points: int,
+    anchor_max_days: float,
 ) -> list[MonthRate]:
     """:func:`settlement_rates` on readings sorted by time, days and months given."""
     out = []
@@ -636,16 +698,24 @@ def _month_rates(
     for end in range(1, len(months) + 1):
         if end < len(months) and months[end] == months[start]:
             continue
-        if end - start >= min_points:
-            slope = least_squares_slope(days[start:end], values[start:end])
+        first = start
+        if (
+            end - start < dense_points
+            and start > 0
+            and days[start] - days[start - 1] <= anchor_max_days
+        ):
+            first = start - 1  # anchored on the reading before the month
+        if end - first >= 2:
+            slope = least_squares_slope(days[first:end], values[first:end])
             if slope is not None:
                 out.append(
                     MonthRate(
                         months[start],
                         slope * DAYS_PER_MONTH,
-                        end - start,
-                        times[start],
+                        end - first,
+                        times[first],
                         times[end - 1],
+                        first < start,
                     )
                 )
         start = end
@@ -752,164 +822,6 @@ def exceedance_level(value: float, limit: float, red_ratio: float) -> str | None
     return "red" if value >= red_ratio * limit else "orange"
 
 
-class DueCheck(NamedTuple):
-    """A check a curtain wall needs: ``(kind, due_on, reason, trigger)``."""
-
-    kind: str  # safety_check | adhesive_sampling | appraisal
-    due_on: dt.date
-    reason: str
-    #: why: "schedule" (periodic), "event" (after an event), "condition" (past
-    #: the design life, dangerous main structure)
-    trigger: str = "schedule"
-
-
-def next_checks(
-    wall: Mapping[str, Any],
-    checks: Iterable[tuple[str, dt.date]],
-    events: Iterable[tuple[str, dt.date]],
-    as_of: dt.date,
-    settings: BuildingRules | None = None,
-) -> list[DueCheck]:
-    """The next periodic check, adhesive sampling and appraisals of a wall.
-
-    Parameters
-    ----------
-    wall
-        ``support_type``, ``accepted_on``, ``last_checked_on`` and
-        ``design_life_years`` of the wall (the ``curtain_walls`` layer);
-        optionally ``building_grade`` and ``building_appraised_on`` of the
-        building it hangs on (JGJ 125-2016 grade and its date).
-    checks
-        ``(kind, checked_on)`` of its records in the checks feed; only their
-        latest date per kind matters.
-    events
-        ``(event, occurred_on)`` of its events.
-    as_of
-        The day evaluated: later records are ignored.
-    settings
-        The schedule (JGJ 102-2003 §12.2 [S]); defaults to ``BuildingRules()``.
-
-    Returns
-    -------
-    list of DueCheck
-        The safety check (walls with an acceptance date), the adhesive
-        sampling (structural-silicone walls), an appraisal when an event has
-        none on or after it (trigger ``event``) and one when the wall reached
-        its design life or its building's main structure was found dangerous
-        with no appraisal since (trigger ``condition``); ``due_on`` may lie in
-        the past (overdue).
-
-    Examples
-    --------
-    >>> s = BuildingRules()
-    >>> wall = {"support_type": "structural_silicone",
-    ...         "accepted_on": dt.date(2014, 6, 1),
-    ...         "last_checked_on": dt.date(2015, 6, 1), "design_life_years": 25}
-    >>> for c in next_checks(wall, [("safety_check", dt.date(2020, 6, 3))],
-    ...                      [("typhoon", dt.date(2026, 9, 15))],
-    ...                      dt.date(2026, 12, 3), s):
-    ...     print(c.kind, c.due_on, c.trigger)
-    safety_check 2025-06-03 schedule
-    adhesive_sampling 2024-06-01 schedule
-    appraisal 2026-09-15 event
-    """
-    s = settings or BuildingRules()
-    latest: dict[str, dt.date] = {}
-    for kind, day in checks:
-        if day is not None and day <= as_of and day > latest.get(kind, dt.date.min):
-            latest[kind] = day
-    out: list[DueCheck] = []
-    accepted: dt.date | None = wall.get("accepted_on")
-    support = wall.get("support_type")
-    if accepted is not None:
-        life = wall.get("design_life_years") or s.wall_design_life_years
-        end_of_life = add_years(accepted, life)
-        done = [wall.get("last_checked_on"), latest.get("safety_check")]
-        if s.appraisal_counts_as_check:
-            done.append(latest.get("appraisal"))
-        done_after = [d for d in done if d is not None and accepted <= d <= as_of]
-        last = max(done_after, default=None)
-        if last is None:
-            due = add_years(accepted, s.wall_first_check_years)
-            reason = (
-                f"first safety check {s.wall_first_check_years} year(s) after "
-                f"acceptance on {accepted}"
-            )
-        elif last >= end_of_life:
-            due = add_years(last, s.wall_past_life_interval_years)
-            reason = (
-                f"past its {life}-year design life (ended {end_of_life}): checked "
-                f"every {s.wall_past_life_interval_years} year(s); last {last}"
-            )
-        else:
-            if support in ("point", "cable"):
-                years = s.wall_point_cable_interval_years
-                reason = f"{support}-supported wall: every {years} years; last {last}"
-            else:
-                years = s.wall_check_interval_years
-                reason = f"safety check every {years} years; last {last}"
-            due = add_years(last, years)
-        if due > end_of_life and (last is None or last < end_of_life):
-            due = end_of_life
-            reason = f"{life}-year design life ends {end_of_life}: check due"
-        out.append(DueCheck("safety_check", due, reason))
-        if support == "structural_silicone":
-            sampled = latest.get("adhesive_sampling")
-            if sampled is not None and sampled >= accepted:
-                due = add_years(sampled, s.wall_silicone_interval_years)
-                reason = (
-                    f"structural silicone sampled every "
-                    f"{s.wall_silicone_interval_years} years; last {sampled}"
-                )
-            else:
-                due = add_years(accepted, s.wall_silicone_first_years)
-                reason = (
-                    f"structural silicone first sampled {s.wall_silicone_first_years}"
-                    f" years after acceptance on {accepted}"
-                )
-            out.append(DueCheck("adhesive_sampling", due, reason))
-    appraised = latest.get("appraisal")
-    pending = sorted(
-        (day, event)
-        for event, day in events
-        if day is not None and day <= as_of and (appraised is None or day > appraised)
-    )
-    if pending:
-        names = ", ".join(f"{event} on {day}" for day, event in pending)
-        since = f"last appraisal {appraised}" if appraised else "no appraisal"
-        out.append(
-            DueCheck(
-                "appraisal",
-                pending[0][0] + dt.timedelta(days=s.event_appraisal_grace_days),
-                f"appraisal mandatory after {names} ({since})",
-                "event",
-            )
-        )
-    conditions = []
-    if accepted is not None and as_of >= end_of_life:
-        conditions.append(
-            (end_of_life, f"reached its {life}-year design life on {end_of_life}")
-        )
-    grade = wall.get("building_grade")
-    if grade in s.wall_dangerous_grades:
-        day = wall.get("building_appraised_on") or as_of
-        conditions.append((day, f"building appraised grade {grade} on {day}"))
-    pending_c = sorted(c for c in conditions if appraised is None or c[0] > appraised)
-    if pending_c:
-        since = f"last appraisal {appraised}" if appraised else "no appraisal"
-        out.append(
-            DueCheck(
-                "appraisal",
-                pending_c[0][0],
-                "appraisal mandatory: "
-                + "; ".join(r for _, r in pending_c)
-                + f" ({since})",
-                "condition",
-            )
-        )
-    return out
-
-
 def schedule_level(
     due_on: dt.date, as_of: dt.date, settings: BuildingRules, *, event: bool = False
 ) -> str | None:
@@ -966,13 +878,24 @@ class _Series:
     values: list[float] = field(default_factory=list)
     crack_type: str | None = None
     near_flags: list[bool] = field(default_factory=list)
+    #: the latest crack length and storey height given (m), for the JGJ 125-99
+    #: "longer than half the storey height" test
+    crack_length_m: float | None = None
+    storey_height_m: float | None = None
 
     def rate(self, window: float, min_points: int) -> float | None:
         """Least-squares rate per day over the last ``window`` days."""
         return _window_rate(self.days, self.values, self.days[-1], window, min_points)
 
-    def month_rates(self, min_points: int) -> list[MonthRate]:
-        return _month_rates(self.times, self.days, self.months, self.values, min_points)
+    def month_rates(self, dense_points: int, anchor_max_days: float) -> list[MonthRate]:
+        return _month_rates(
+            self.times,
+            self.days,
+            self.months,
+            self.values,
+            dense_points,
+            anchor_max_days,
+        )
 
     @property
     def last(self) -> float:
@@ -986,6 +909,7 @@ class _Series:
 READINGS_SQL = """
 WITH r AS (
     SELECT building_id, sensor_id, kind, measured_at, value, crack_type,
+           crack_length_m, storey_height_m,
            coalesce(near_underground_works, false) AS near,
            extract(epoch FROM measured_at)::float8 / 86400 AS day,
            to_char(measured_at AT TIME ZONE :tz, 'YYYY-MM') AS month
@@ -999,6 +923,7 @@ b AS (
     ORDER BY source_id, source_part, updated_at DESC
 )
 SELECT r.building_id, r.sensor_id, r.kind, r.measured_at, r.value, r.crack_type,
+       r.crack_length_m, r.storey_height_m,
        r.near, r.day, r.month, b.district, b.structure,
        b.source_id IS NOT NULL AS known
 FROM r LEFT JOIN b ON b.source_id = r.building_id
@@ -1025,7 +950,21 @@ def _read_series(
     info: dict[str, dict[str, Any]] = {}
     unknown = set()
     cur: _Series | None = None
-    for bid, sensor, kind, at, value, crack, near, day, month, *b, known in rows:
+    for (
+        bid,
+        sensor,
+        kind,
+        at,
+        value,
+        crack,
+        length,
+        storey,
+        near,
+        day,
+        month,
+        *b,
+        known,
+    ) in rows:
         if not known:
             unknown.add(bid)
             continue
@@ -1044,6 +983,10 @@ def _read_series(
         cur.near_flags.append(near)
         if crack:
             cur.crack_type = crack
+        if length is not None:
+            cur.crack_length_m = float(length)
+        if storey is not None:
+            cur.storey_height_m = float(storey)
     if unknown:
         log.warning(
             "readings of buildings not in the buildings layer skipped",
@@ -1052,7 +995,16 @@ def _read_series(
     return series, info
 
 
-def _crack_limit(crack_type: str | None, s: BuildingRules) -> float | None:
+#: Crack types whose width limits are JGJ 125-99's for masonry members.
+MASONRY_CRACK_TYPES = ("vertical_compression", "beam_bearing", "horizontal_eccentric")
+
+
+def _crack_limit(
+    crack_type: str | None, s: BuildingRules, masonry: bool
+) -> float | None:
+    """The width limit of a crack type; the masonry types only on masonry."""
+    if crack_type in MASONRY_CRACK_TYPES and not masonry:
+        return None
     return {
         "vertical_compression": s.crack_vertical_compression_max_mm,
         "beam_bearing": s.crack_beam_bearing_max_mm,
@@ -1061,14 +1013,36 @@ def _crack_limit(crack_type: str | None, s: BuildingRules) -> float | None:
     }.get(crack_type or "")
 
 
+def crack_over_length(
+    length_m: float | None, storey_m: float | None, ratio: float
+) -> bool | None:
+    """Is a crack longer than ``ratio`` of the storey height? None: not known.
+
+    Examples
+    --------
+    >>> crack_over_length(1.6, 3.0, 0.5), crack_over_length(1.5, 3.0, 0.5)
+    (True, False)
+    >>> crack_over_length(None, 3.0, 0.5), crack_over_length(1.0, 0, 0.5)
+    (None, None)
+    """
+    if length_m is None or storey_m is None or storey_m <= 0:
+        return None
+    return length_m > ratio * storey_m
+
+
 def _building_findings(
     building_id: str,
     group: list[_Series],
     info: dict[str, Any],
     as_of: dt.date,
     s: BuildingRules,
+    now: dt.datetime,
 ) -> list[Finding]:
-    """Every monitoring rule on one building's series."""
+    """Every monitoring rule on one building's series.
+
+    ``now`` is the evaluation time: the time a reading over its limit (a
+    condition holding now) is observed at.
+    """
     end = _day_end(as_of)
     fresh = [
         x for x in group if x.last_at >= end - dt.timedelta(days=s.reading_max_age_days)
@@ -1113,7 +1087,7 @@ def _building_findings(
             **({"crack_type": x.crack_type} if x.crack_type else {}),
         }
 
-    # tilt
+    # tilt (standing conditions: observed now, no period)
     if tilts:
         worst = max(tilts, key=lambda x: x.last)
         if masonry:
@@ -1123,7 +1097,7 @@ def _building_findings(
                 add(
                     R_MASONRY_TILT,
                     level,
-                    worst.last_at,
+                    now,
                     "",
                     f"masonry tilt {worst.last:.2f} % > {limit} % at {worst.sensor_id}",
                     {
@@ -1140,7 +1114,7 @@ def _building_findings(
                 add(
                     R_OVERALL_TILT,
                     level,
-                    max(worst.last_at, widest.last_at),
+                    now,
                     "",
                     f"tilt {worst.last:.2f} % > {limit} % with a {widest.last} mm "
                     f"crack at {widest.sensor_id}",
@@ -1154,28 +1128,57 @@ def _building_findings(
                     },
                 )
 
-    # cracks by type
+    # cracks by type: the JGJ 125-99 limits are for masonry members
     over = []
-    for x in cracks:
-        if x.crack_type in (None, "settlement"):
+    for x in cracks if masonry else ():
+        limit = _crack_limit(x.crack_type, s, masonry)
+        if limit is None or x.crack_type == "settlement":
             continue
-        limit = _crack_limit(x.crack_type, s)
         level = exceedance_level(x.last, limit, s.red_ratio)
+        extra: dict[str, Any] = {}
+        if level and x.crack_type == "vertical_compression":
+            longer = crack_over_length(
+                x.crack_length_m,
+                x.storey_height_m,
+                s.crack_vertical_compression_length_ratio,
+            )
+            extra = {
+                "crack_length_m": x.crack_length_m,
+                "storey_height_m": x.storey_height_m,
+                "length_ratio": s.crack_vertical_compression_length_ratio,
+                "longer_than_ratio": longer,
+            }
+            if longer is False:
+                continue  # wide, but shorter than half the storey height
+            if longer is None:
+                level = s.crack_length_unknown_level
         if level:
-            over.append((level, x, limit))
+            over.append((level, x, limit, extra))
     if over:
         level = _worst(o[0] for o in over)
         top = max(over, key=lambda o: o[1].last / o[2])
+        unknown = [o for o in over if o[3].get("longer_than_ratio", True) is None]
         add(
             R_MASONRY_CRACK,
             level,
-            max(o[1].last_at for o in over),
+            now,
             "",
             f"{top[1].crack_type} crack {top[1].last} mm > {top[2]} mm at "
             f"{top[1].sensor_id}"
-            + (f" (+{len(over) - 1} more)" if len(over) > 1 else ""),
+            + (f" (+{len(over) - 1} more)" if len(over) > 1 else "")
+            + (
+                "; crack length or storey height not recorded: measure them "
+                "(JGJ 125-99 also needs a length over "
+                f"{s.crack_vertical_compression_length_ratio:g} storey height)"
+                if unknown
+                else ""
+            ),
             {
-                "cracks": [{**point(x, limit), "level": lv} for lv, x, limit in over],
+                "cracks": [
+                    {**point(x, limit), **extra, "level": lv}
+                    for lv, x, limit, extra in over
+                ],
+                "structure": info.get("structure"),
                 "unit": "mm",
             },
         )
@@ -1190,7 +1193,7 @@ def _building_findings(
             add(
                 R_SETTLEMENT_CRACK,
                 level,
-                max(x.last_at for x in settle_cracks),
+                now,
                 "",
                 f"settlement crack {widest.last} mm (limit "
                 f"{s.settlement_crack_max_mm} mm); {len(several)} wider than "
@@ -1206,12 +1209,12 @@ def _building_findings(
                 },
             )
 
-    # settlement rates
+    # settlement rates (record-based: observed at the run's last reading)
     back = as_of.year * 12 + as_of.month - 1 - (s.rate_lookback_months - 1)
     first_month = f"{back // 12:04d}-{back % 12 + 1:02d}"
     rate_hits = []
     for x in settlements:
-        monthly = x.month_rates(s.min_points_per_window)
+        monthly = x.month_rates(s.month_dense_points, s.month_anchor_max_days)
         run = sustained_rate(
             monthly,
             s.settlement_rate_max_mm_month,
@@ -1239,11 +1242,13 @@ def _building_findings(
                         "month": r.month,
                         "rate_mm_month": round(r.rate_mm_month, 3),
                         "points": r.points,
+                        "anchored": r.anchored,
                     }
                     for r in run
                 ],
                 "sensors_over": [h[0].sensor_id for h in rate_hits],
-                "method": "least squares per calendar month",
+                "method": "least squares per calendar month (a sparse month "
+                "with the reading before it)",
             },
         )
     near_hits = []
@@ -1277,7 +1282,7 @@ def _building_findings(
             },
         )
 
-    # trends [D]
+    # trends [D] (record-based: observed at the last reading, under its month)
     trends = []
     for x in fresh:
         rate = x.rate(s.trend_window_days, s.min_points_per_window)
@@ -1301,7 +1306,7 @@ def _building_findings(
         if x.kind == "tilt_pct":
             limit = s.masonry_tilt_max_pct if masonry else s.overall_tilt_max_pct
         else:
-            limit = _crack_limit(x.crack_type, s)
+            limit = _crack_limit(x.crack_type, s, masonry)
         if limit is None or x.last > limit:
             continue
         days_left = (limit - x.last) / rate
@@ -1346,93 +1351,66 @@ def _building_findings(
     return out
 
 
-WALLS_SQL = """
-WITH w AS (
-    SELECT DISTINCT ON (source_id) source_id, building, support_type, accepted_on,
-           last_checked_on, design_life_years, geom
-    FROM layer_curtain_walls
-    ORDER BY source_id, source_part, updated_at DESC
-),
-b AS (
-    SELECT DISTINCT ON (source_id) source_id, district, address, safety_grade,
-           appraised_on
-    FROM layer_buildings
-    WHERE source_id IN (SELECT building FROM w)
-    ORDER BY source_id, source_part
-)
-SELECT w.source_id, w.building, w.support_type, w.accepted_on, w.last_checked_on,
-       w.design_life_years, b.address, b.safety_grade AS building_grade,
-       b.appraised_on AS building_appraised_on,
-       coalesce(b.district, (
-           SELECT d.name FROM layer_districts d
-           WHERE ST_Intersects(d.geom, ST_PointOnSurface(w.geom)) LIMIT 1
-       )) AS district
-FROM w LEFT JOIN b ON b.source_id = w.building
-"""
+def _wall_findings(
+    conn: Connection, as_of: dt.date, s: BuildingRules, now: dt.datetime
+) -> list[Finding]:
+    """Due and overdue checks of every curtain wall (the shared schedule).
 
-
-def _wall_findings(conn: Connection, as_of: dt.date, s: BuildingRules) -> list[Finding]:
-    walls = conn.execute(text(WALLS_SQL)).mappings().all()
-    checks: dict[str, list[tuple[str, dt.date]]] = defaultdict(list)
-    for row in conn.execute(
-        text(
-            "SELECT wall_id, kind, max(checked_on) AS day "
-            "FROM feed_curtain_wall_checks WHERE checked_on <= :d "
-            "GROUP BY wall_id, kind"
-        ),
-        {"d": as_of},
-    ):
-        checks[row.wall_id].append((row.kind, row.day))
-    events: dict[str, list[tuple[str, dt.date]]] = defaultdict(list)
-    for row in conn.execute(
-        text(
-            "SELECT wall_id, event, occurred_on FROM feed_curtain_wall_events "
-            "WHERE occurred_on <= :d"
-        ),
-        {"d": as_of},
-    ):
-        events[row.wall_id].append((row.event, row.occurred_on))
-    seen = dt.datetime.combine(as_of, dt.time(), TZ)
+    Standing conditions: observed at ``now`` (the evaluation time), under the
+    due date as their period (or, for a trigger of unknown date, a period
+    naming it), so one overdue check stays one warning from day to day.
+    """
     out = []
-    for wall in walls:
-        wid = wall["source_id"]
-        for due in next_checks(
-            wall, checks.get(wid, ()), events.get(wid, ()), as_of, s
-        ):
-            level = schedule_level(due.due_on, as_of, s, event=due.trigger == "event")
+    seen: set[str] = set()
+    for wall in scheduled_walls(conn, as_of, s, districts=True):
+        if wall.source_id in seen:  # a wall of several parts: its first part
+            continue
+        seen.add(wall.source_id)
+        for due in wall.due:
+            if due.due_on is None:
+                level: str | None = s.undated_appraisal_level
+                late = 0
+                state = "due, since a date not recorded"
+            else:
+                level = schedule_level(
+                    due.due_on, as_of, s, event=due.trigger == "event"
+                )
+                late = (as_of - due.due_on).days
+                state = f"overdue by {late} days" if late > 0 else f"due {due.due_on}"
             if level is None:
                 continue
-            late = (as_of - due.due_on).days
-            state = f"overdue by {late} days" if late > 0 else f"due {due.due_on}"
-            district = wall["district"]
             out.append(
                 Finding(
                     rule=WALL_RULES[due.kind, due.trigger],
                     subject_layer="curtain_walls",
-                    subject_id=wid,
+                    subject_id=wall.source_id,
                     level=level,
-                    observed_at=seen,
-                    period=due.due_on.isoformat(),
+                    observed_at=now,
+                    period=due.period,
                     summary=f"{due.kind.replace('_', ' ')} {state}: {due.reason}",
                     evidence={
                         "kind": due.kind,
                         "trigger": due.trigger,
-                        "due_on": due.due_on.isoformat(),
+                        "causes": list(due.causes),
+                        "due_on": _iso(due.due_on),
                         "days_overdue": max(late, 0),
                         "reason": due.reason,
-                        "support_type": wall["support_type"],
-                        "accepted_on": _iso(wall["accepted_on"]),
-                        "last_checked_on": _iso(wall["last_checked_on"]),
-                        "checks": {k: d.isoformat() for k, d in checks.get(wid, ())},
+                        "support_type": wall.support_type,
+                        "accepted_on": _iso(wall.accepted_on),
+                        "last_checked_on": _iso(wall.last_checked_on),
+                        "checks": {k: d.isoformat() for k, d in wall.checks.items()},
                         "events": [
-                            {"event": e, "occurred_on": d.isoformat()}
-                            for e, d in sorted(events.get(wid, ()), key=lambda x: x[1])
+                            {"event": e, "occurred_on": _iso(d)}
+                            for e, d in sorted(
+                                wall.events, key=lambda x: x[1] or dt.date.min
+                            )
                         ],
-                        "building": wall["building"],
-                        "building_grade": wall["building_grade"],
+                        "building": wall.building,
+                        "building_grade": wall.building_grade,
+                        "building_appraised_on": _iso(wall.building_appraised_on),
                     },
-                    responsible=_responsible(district, s),
-                    district=district,
+                    responsible=_responsible(wall.district, s),
+                    district=wall.district,
                 )
             )
     return out
@@ -1440,6 +1418,13 @@ def _wall_findings(conn: Connection, as_of: dt.date, s: BuildingRules) -> list[F
 
 def _iso(day: dt.date | None) -> str | None:
     return day.isoformat() if day else None
+
+
+def _evaluation_time(as_of: dt.date) -> dt.datetime:
+    """When a standing condition is observed: the engine's end of ``as_of``."""
+    from models.supervision.engine import end_of_day  # the engine imports us
+
+    return end_of_day(as_of)
 
 
 def evaluate(
@@ -1452,11 +1437,14 @@ def evaluate(
     the pure functions above.
     """
     s = settings or BuildingRules()
+    now = _evaluation_time(as_of)
     series, info = _read_series(conn, as_of, s)
     findings: list[Finding] = []
     for building_id, group in series.items():
-        findings += _building_findings(building_id, group, info[building_id], as_of, s)
-    findings += _wall_findings(conn, as_of, s)
+        findings += _building_findings(
+            building_id, group, info[building_id], as_of, s, now
+        )
+    findings += _wall_findings(conn, as_of, s, now)
     log.info(
         "buildings rules evaluated",
         extra={
@@ -1467,6 +1455,10 @@ def evaluate(
     )
     return findings
 
+
+#: The settings class of this domain (``WallScheduleRules``, its base, shares
+#: the env prefix).
+SETTINGS = BuildingRules
 
 register_evaluator(DOMAIN, evaluate)
 
@@ -1484,7 +1476,7 @@ def hazard_list(
     conn: Connection,
     as_of: dt.date,
     district: str | None = None,
-    limit: int = 500,
+    limit: int | None = 500,
     settings: BuildingRules | None = None,
 ) -> list[dict[str, Any]]:
     """Dangerous buildings and curtain walls, most severe first.
@@ -1493,7 +1485,8 @@ def hazard_list(
     monitoring finding, and curtain walls with an overdue check or a missing
     appraisal (orange / red findings), each with its reasons and rules. A row's
     level is the worst of its reasons; rows are sorted by level, then days
-    overdue, then grade.
+    overdue, then grade; ``limit`` None: every row. The housing page lists
+    these rows too.
     """
     s = settings or BuildingRules()
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -1594,6 +1587,34 @@ class ReadingSeries:
     crack_type: str | None = None
     #: per calendar month (settlement only): the rates the rate rule uses
     monthly: list[MonthRate] = field(default_factory=list)
+    #: the least-squares line of the last ``trend_window_days``: its two ends
+    fit: tuple[tuple[dt.datetime, float], tuple[dt.datetime, float]] | None = None
+    #: the limit on the monthly rate (settlement: mm/month), None otherwise
+    rate_limit_per_month: float | None = None
+
+
+def _fit_line(
+    times: Sequence[dt.datetime],
+    values: Sequence[float],
+    window: float,
+    min_points: int,
+) -> tuple[tuple[dt.datetime, float], tuple[dt.datetime, float]] | None:
+    """Ends of the least-squares line through the readings of the last window."""
+    end = times[-1]
+    pts = [
+        (t, v)
+        for t, v in zip(times, values, strict=True)
+        if t > end - dt.timedelta(days=window)
+    ]
+    if len(pts) < min_points:
+        return None
+    line = least_squares_line(_days([p[0] for p in pts]), [p[1] for p in pts])
+    if line is None:
+        return None
+    slope, intercept = line
+    t0, t1 = pts[0][0], pts[-1][0]
+    d0, d1 = _days([t0, t1])
+    return (t0, intercept + slope * d0), (t1, intercept + slope * d1)
 
 
 def reading_series(
@@ -1606,8 +1627,10 @@ def reading_series(
     """Readings of one building and kind, one series per survey point.
 
     Each series carries its points ``(time, value)`` oldest first, the
-    least-squares rate over the last ``trend_window_days`` (per day), the
-    limit to draw and, for settlement, the monthly rates.
+    least-squares rate over the last ``trend_window_days`` (per day) and the
+    ends of that line, the limit to draw (the masonry limits on masonry
+    buildings only) and, for settlement, the monthly rates of the rate rule
+    and its limit (mm/month).
     """
     s = settings or BuildingRules()
     rows = conn.execute(
@@ -1632,13 +1655,14 @@ def reading_series(
         times = [r.measured_at for r in rs]
         values = [float(r.value) for r in rs]
         crack_type = next((r.crack_type for r in reversed(rs) if r.crack_type), None)
+        masonry = rs[0].structure in s.masonry_structures
         if kind == "tilt_pct":
-            masonry = rs[0].structure in s.masonry_structures
             limit = s.masonry_tilt_max_pct if masonry else s.overall_tilt_max_pct
         elif kind == "crack_width_mm":
-            limit = _crack_limit(crack_type, s)
+            limit = _crack_limit(crack_type, s, masonry)
         else:
             limit = None
+        settlement = kind == "settlement_mm"
         out.append(
             ReadingSeries(
                 building_id=building_id,
@@ -1656,10 +1680,19 @@ def reading_series(
                 threshold=limit,
                 crack_type=crack_type,
                 monthly=settlement_rates(
-                    times, values, min_points=s.min_points_per_window
+                    times,
+                    values,
+                    dense_points=s.month_dense_points,
+                    anchor_max_days=s.month_anchor_max_days,
                 )
-                if kind == "settlement_mm"
+                if settlement
                 else [],
+                fit=_fit_line(
+                    times, values, s.trend_window_days, s.min_points_per_window
+                ),
+                rate_limit_per_month=s.settlement_rate_max_mm_month
+                if settlement
+                else None,
             )
         )
     return out
@@ -1729,6 +1762,9 @@ def demo_records(
         crack_type: str | None = None,
         near: bool | None = None,
     ) -> None:
+        # a vertical compression crack over 0.6 of a 3.0 m storey (JGJ 125-99
+        # counts those longer than half the storey height)
+        length = 1.8 if crack_type == "vertical_compression" else None
         for d, v in zip(days, values, strict=True):
             readings.append(
                 {
@@ -1738,6 +1774,8 @@ def demo_records(
                     "kind": kind,
                     "value": round(float(v), 2),
                     "crack_type": crack_type,
+                    "crack_length_m": length,
+                    "storey_height_m": 3.0 if length else None,
                     "near_underground_works": near,
                 }
             )
@@ -1779,12 +1817,23 @@ def demo_records(
         elif scenario == "tilt_far_over":
             tilt = 1.7 + rng.normal(0, 0.01, n)
         series(bid, "T1", "tilt_pct", fortnightly, np.abs(tilt))
-        crack = {
-            "crack_over": ("vertical_compression", 2.4),
-            "crack_far_over": ("beam_bearing", 1.6),
-            "tilt_over": ("horizontal_eccentric", 0.3),
-            "tilt_far_over": ("horizontal_eccentric", 0.4),
-        }.get(scenario)
+        # the JGJ 125-99 crack limits are for masonry: other structures show
+        # their crack scenarios as settlement cracks (JGJ 125-2016)
+        crack = (
+            {
+                "crack_over": ("vertical_compression", 2.4),
+                "crack_far_over": ("beam_bearing", 1.6),
+                "tilt_over": ("horizontal_eccentric", 0.3),
+                "tilt_far_over": ("horizontal_eccentric", 0.4),
+            }
+            if masonry
+            else {
+                "crack_over": ("settlement", 10.8),
+                "crack_far_over": ("settlement", 15.5),
+                "tilt_over": ("settlement", 1.5),
+                "tilt_far_over": ("settlement", 2.0),
+            }
+        ).get(scenario)
         if scenario == "settlement_cracks":
             for k in range(2):
                 series(
@@ -1796,14 +1845,15 @@ def demo_records(
                     crack_type="settlement",
                 )
         elif scenario == "crack_widening":
-            widths = 0.9 + 0.004 * (182 - fortnightly) + rng.normal(0, 0.01, n)
+            start, per_day = (0.9, 0.004) if masonry else (8.4, 0.008)
+            widths = start + per_day * (182 - fortnightly) + rng.normal(0, 0.01, n)
             series(
                 bid,
                 "C1",
                 "crack_width_mm",
                 fortnightly,
                 widths,
-                crack_type="vertical_compression",
+                crack_type="vertical_compression" if masonry else "settlement",
             )
         elif crack is not None:
             series(

@@ -14,6 +14,11 @@ pure check functions (``check_<kind>``) that return findings; the arithmetic
 :mod:`models.supervision.concrete_strength`) is numpy with doctests.
 :func:`credit_scores` turns the findings into each plant's credit score,
 written to ``concrete_credit_history`` and to the layer's ``credit_score``.
+
+A finding about a record (a production ticket, a lot, a specimen group) is
+observed at the record's time under the record's number as its period; a
+standing condition (incomplete basic data, a silent mixer, no arrival, a
+result still missing) at the evaluation time (the engine's end of the day).
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -48,7 +53,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from gis_server.overrides import OverridableSettings
 from layers import metadata
-from layers.supervision.concrete import BATCH_MATERIALS
+from layers.supervision.concrete import BATCH_MATERIALS, CHLORIDE_ENVIRONMENTS
 from models.supervision.concrete_strength import (
     StrengthCriteria,
     assess_strength,
@@ -133,6 +138,7 @@ class ConcreteRules(OverridableSettings):
             "strength_assessment": "red",
             "self_test_overdue": "orange",
             "manufactured_sand": "orange",
+            "self_test_strength": "orange",
         },
         description=f"{NO_STANDARD} Warning level of each kind (yellow / orange / "
         "red); batching deviation escalates to red past "
@@ -166,14 +172,18 @@ class ConcreteRules(OverridableSettings):
             "plain": 1.00,
         },
         description="[S] GB 50164-2011 table 3.1.8 / JGJ 55-2011: maximum "
-        "water-soluble chloride of the mix, % of binder mass, per environment "
-        "(reinforced dry / humid without chlorides / with chlorides / sea water "
-        "or de-icing salt; prestressed; plain).",
+        "water-soluble chloride of the mix, % of the cement mass (水泥用量的质量"
+        "百分比, as GB 50164 states it; GB 50010's design table counts the "
+        "binder instead), per concrete type and environment: reinforced dry / "
+        "humid without chlorides / with chlorides / sea water or de-icing "
+        "salt; prestressed; plain. Every key of `CHLORIDE_ENVIRONMENTS` needs "
+        "a limit.",
     )
     chloride_environment: str = Field(
         "reinforced_humid",
-        description="[D] Guangzhou default: reinforced concrete in a humid "
-        "environment without chlorides (0.20 %); a key of `chloride_limits_pct`.",
+        description="[D] Guangzhou default, for a production record without its "
+        "own `chloride_environment`: reinforced concrete in a humid environment "
+        "without chlorides (0.20 %); a key of `chloride_limits_pct`.",
     )
     # -- strength (GB/T 50107-2010) --------------------------------------------
     strength_window_days: int = Field(
@@ -187,7 +197,33 @@ class ConcreteRules(OverridableSettings):
         description="[D] Known standard deviation sigma0 (MPa) of a plant's "
         "class, keyed '<plant_id>/<class>' or '<class>' for every plant; where "
         "given, the known-sigma method (lots of 3) is used (GB/T 50107 §5.1.2 "
-        "requires it to be stable over the previous period).",
+        "requires production stable over the previous period: a judgement "
+        "the records do not show, so it is configured).",
+    )
+    strength_sigma0_from_previous: bool = Field(
+        False,
+        description="[D] Also use the known-sigma method for a class without a "
+        "configured sigma0 when the previous period (the `strength_window_days` "
+        "before the current window) holds `strength_sigma0_min_groups` groups: "
+        "sigma0 is then their standard deviation (GB/T 50107-2010 eq. 5.1.2-3). "
+        "Off by default: the method also presumes stable production, which "
+        "the records cannot show.",
+    )
+    strength_sigma0_min_groups: int = Field(
+        45,
+        ge=2,
+        description="[R] GB/T 50107-2010 §5.1.2: sigma0 is computed from at "
+        "least 45 groups of the previous inspection period (60-90 days).",
+    )
+    strength_lot_close_days: int = Field(
+        35,
+        ge=0,
+        description="[D] Known-sigma method: a lot with fewer than 3 results "
+        "(the last lot of a class, or one whose groups lack results) is "
+        "assessed by the non-statistical method (GB/T 50107 §5.2, the method "
+        "for small samples) once its last group was cast this many days "
+        "before the evaluation (28-day results plus a margin); before, it is "
+        "reported as pending.",
     )
     strength_std_floor_mpa: float = Field(
         2.5,
@@ -238,6 +274,14 @@ class ConcreteRules(OverridableSettings):
         ge=0,
         description=f"{NO_STANDARD} Days after the 28-day age before a missing "
         "result is a warning.",
+    )
+    self_test_strength_min_ratio: float = Field(
+        1.0,
+        gt=0,
+        description="[D] A standard-cured group tested at 28 days or later whose "
+        "strength is below this share of f_cu,k is a self-test strength "
+        "warning: an early signal per group (GB/T 50107 assesses lots, and a "
+        "lot may hold a group down to 0.85-0.95 f_cu,k).",
     )
     self_test_m3_per_group: float = Field(
         100.0,
@@ -324,12 +368,23 @@ class ConcreteRules(OverridableSettings):
                 f"chloride_environment {self.chloride_environment!r} is not a key "
                 f"of chloride_limits_pct ({', '.join(self.chloride_limits_pct)})"
             )
+        missing = [
+            e for e in CHLORIDE_ENVIRONMENTS if e not in self.chloride_limits_pct
+        ]
+        if missing:
+            raise ValueError(f"chloride_limits_pct lacks {', '.join(missing)}")
         return self
 
     @property
     def chloride_limit_pct(self) -> float:
-        """The chloride limit of the configured environment."""
+        """The chloride limit of the configured (default) environment."""
         return self.chloride_limits_pct[self.chloride_environment]
+
+    def chloride_limit(self, environment: str | None) -> tuple[str, float]:
+        """The environment a record is judged in (its own, else the default)
+        and its limit, % of the cement mass."""
+        env = environment or self.chloride_environment
+        return env, self.chloride_limits_pct[env]
 
     @property
     def strength_criteria(self) -> StrengthCriteria:
@@ -497,8 +552,10 @@ R_CHLORIDE = _rule(
     "氯离子含量预警",
     "GB 50164-2011 table 3.1.8; JGJ 55-2011",
     "S",
-    "Water-soluble chloride of a production record's batches above the limit "
-    "of `chloride_environment` in `chloride_limits_pct`.",
+    "Water-soluble chloride (% of the cement mass) of a production record's "
+    "batches above the `chloride_limits_pct` limit of the record's concrete "
+    "type / environment (`chloride_environment` of the record, else the "
+    "setting of that name).",
     ("chloride_limits_pct", "chloride_environment"),
 )
 R_GROUPS = _rule(
@@ -536,11 +593,18 @@ R_STRENGTH = _rule(
     "GB/T 50107-2010 §5",
     "S",
     "The plant's groups of one class cast in the last `strength_window_days` "
-    "fail GB/T 50107: known-sigma method (lots of 3) where sigma0 is set, "
-    "else statistical (n >= 10) or non-statistical (n < 10).",
+    "fail GB/T 50107: known-sigma method where sigma0 is known (configured, "
+    "or from the previous period with `strength_sigma0_from_previous`), in "
+    "lots of 3 consecutive groups counted from the class's first group (one "
+    "finding per failed lot, period '<class>/lot<n>'; a lot short of 3 "
+    "results assessed non-statistically once `strength_lot_close_days` old); "
+    "else statistical (n >= 10) or non-statistical (n < 10), period the class.",
     (
         "strength_window_days",
         "strength_sigma0_mpa",
+        "strength_sigma0_from_previous",
+        "strength_sigma0_min_groups",
+        "strength_lot_close_days",
         "strength_std_floor_mpa",
         "strength_min_groups_statistical",
         "strength_lambda1",
@@ -561,6 +625,19 @@ R_SELF_OVERDUE = _rule(
     "a test date or a strength.",
     ("self_test_age_days", "self_test_tolerance_days"),
 )
+R_SELF_STRENGTH = _rule(
+    "self_test_strength",
+    "Self-test group below its strength class",
+    "自检强度不合格预警",
+    "GB/T 50081-2019 §5.0.5 (group value); GB/T 50107-2010 §5 (lots)",
+    "D",
+    "A standard-cured specimen group tested at `self_test_age_days` or later "
+    "whose strength is below `self_test_strength_min_ratio` x f_cu,k of its "
+    "class: a failing group seen before its lot is assessed (the seed "
+    "system's twentieth kind, read here as the per-group counterpart of the "
+    "specimen-group count). Period: the group.",
+    ("self_test_strength_min_ratio", "self_test_age_days"),
+)
 R_SAND = _rule(
     "manufactured_sand",
     "Invalid manufactured-sand record",
@@ -578,7 +655,8 @@ R_SAND = _rule(
     ),
 )
 
-#: Every kind, in the order of DOMAIN.md §3.
+#: Every kind, in the order of DOMAIN.md §3; DOMAIN.md names 19 of the seed
+#: system's 20, the twentieth (``self_test_strength``) is our reading of it.
 KINDS = tuple(
     r.id.split(".", 1)[1]
     for r in (
@@ -601,6 +679,7 @@ KINDS = tuple(
         R_STRENGTH,
         R_SELF_OVERDUE,
         R_SAND,
+        R_SELF_STRENGTH,
     )
 )
 
@@ -793,6 +872,11 @@ class PlantData:
     batching: Columns
     materials: Columns
     self_tests: Columns
+    #: (plant, class) -> (groups, std, first cast, last cast) of the previous
+    #: period, read when ``strength_sigma0_from_previous`` is on
+    previous_sigma: dict[tuple[str, str], tuple[int, float, dt.date, dt.date]] = field(
+        default_factory=dict
+    )
 
     def plant_info(self) -> dict[str, tuple[str | None, str | None]]:
         """plant_id -> (enterprise, district)."""
@@ -815,7 +899,7 @@ ORDER BY p.source_id, p.source_part
 """
 _PRODUCTION_SQL = """
 SELECT plant_id, record_no, produced_at, project, strength_class, volume_m3,
-       mix_ratio_no, batching_serial, approved
+       mix_ratio_no, batching_serial, approved, chloride_environment
 FROM feed_concrete_production
 WHERE produced_at >= :start AND produced_at < :end
 """
@@ -824,7 +908,8 @@ WHERE produced_at >= :start AND produced_at < :end
 _BATCHING_SQL = """
 SELECT b.plant_id, b.record_no, b.batch_no, b.material, b.target_kg,
        b.actual_kg, COALESCE(b.cumulative, false) AS cumulative, b.chloride_pct,
-       COALESCE(b.produced_at, p.produced_at) AS produced_at
+       COALESCE(b.produced_at, p.produced_at) AS produced_at,
+       p.chloride_environment
 FROM feed_concrete_batching b
 LEFT JOIN feed_concrete_production p USING (plant_id, record_no)
 WHERE COALESCE(b.produced_at, p.produced_at) >= :start
@@ -838,11 +923,39 @@ FROM feed_concrete_materials
 WHERE arrived_at < :end
   AND (arrived_at >= :start OR last_used_at >= :start OR first_used_at >= :start)
 """
+# ``class_seq``: the group's place (0, 1, ...) among the plant's standard-cured
+# groups of its class in production order (cast date, group number), from the
+# first one on record: known-sigma lots are counted on it, so they do not shift
+# as the window slides.
+# NOTE: the numbering reads the class's whole history on every evaluation
+# (an index scan per plant at a plant's volume); a city's decades of groups
+# would want the sequence stored at ingest.
 _SELF_TESTS_SQL = """
 SELECT plant_id, group_no, record_no, strength_class, cast_on, tested_on,
-       strength_mpa, curing
+       strength_mpa, curing, class_seq
+FROM (
+    SELECT t.*,
+           CASE WHEN coalesce(t.curing, 'standard') = 'standard' THEN
+               row_number() OVER (
+                   PARTITION BY t.plant_id, upper(btrim(t.strength_class)),
+                                coalesce(t.curing, 'standard') = 'standard'
+                   ORDER BY t.cast_on, t.group_no) - 1
+           END AS class_seq
+    FROM feed_concrete_self_tests t
+    WHERE t.cast_on <= :as_of
+) s
+WHERE cast_on >= :start_day
+"""
+# sigma0 of each plant and class from the previous period (GB/T 50107 §5.1.2):
+# stddev_samp is eq. 5.1.2-3, sqrt((sum f^2 - n m^2) / (n - 1)).
+_PREVIOUS_SIGMA_SQL = """
+SELECT plant_id, upper(btrim(strength_class)) AS cls, count(*) AS n,
+       stddev_samp(strength_mpa) AS sigma, min(cast_on) AS first, max(cast_on) AS last
 FROM feed_concrete_self_tests
-WHERE cast_on >= :start_day AND cast_on <= :as_of
+WHERE strength_mpa IS NOT NULL AND coalesce(curing, 'standard') = 'standard'
+  AND cast_on > :prev_start AND cast_on <= :prev_end
+  AND (tested_on IS NULL OR tested_on <= :as_of)
+GROUP BY 1, 2
 """
 
 
@@ -873,6 +986,19 @@ def load_data(
         "as_of": as_of,
         "start_day": as_of - dt.timedelta(days=days),
     }
+    previous: dict[tuple[str, str], tuple[int, float, dt.date, dt.date]] = {}
+    if rules.strength_sigma0_from_previous:
+        window = dt.timedelta(days=rules.strength_window_days)
+        for r in conn.execute(
+            text(_PREVIOUS_SIGMA_SQL),
+            {
+                "prev_start": as_of - 2 * window,
+                "prev_end": as_of - window,
+                "as_of": as_of,
+            },
+        ):
+            if r.sigma is not None:
+                previous[(r.plant_id, r.cls)] = (r.n, float(r.sigma), r.first, r.last)
     return PlantData(
         as_of=as_of,
         end=end,
@@ -881,6 +1007,7 @@ def load_data(
         batching=_query(conn, _BATCHING_SQL, params),
         materials=_query(conn, _MATERIALS_SQL, params),
         self_tests=_query(conn, _SELF_TESTS_SQL, params),
+        previous_sigma=previous,
     )
 
 
@@ -891,9 +1018,14 @@ class _Out:
     """Collects findings with the plant's enterprise and district filled in."""
 
     def __init__(self, data: PlantData, rules: ConcreteRules) -> None:
+        from models.supervision.engine import end_of_day  # the engine imports us
+
         self.info = data.plant_info()
         self.rules = rules
         self.end = data.end
+        #: when a standing condition (an absence, a state holding at the
+        #: evaluation) is observed: the engine's end of the evaluation day
+        self.now = end_of_day(data.as_of)
         self.findings: list[Finding] = []
 
     def add(
@@ -915,7 +1047,7 @@ class _Out:
                 subject_layer=SUBJECT_LAYER,
                 subject_id=plant_id,
                 level=level or self.rules.level(kind),
-                observed_at=observed_at or self.end,
+                observed_at=observed_at or self.now,
                 period=period,
                 summary=summary,
                 evidence=_jsonable(evidence),
@@ -1086,23 +1218,28 @@ def check_batching(data: PlantData, out: _Out) -> None:
             level="red" if red else None,
         )
     chloride = b.floats("chloride_pct")
-    limit = rules.chloride_limit_pct
+    envs = [rules.chloride_limit(e) for e in b["chloride_environment"]]
+    limits = np.array([limit for _, limit in envs], dtype=float)
     worst_cl: dict[tuple[str, str], int] = {}
-    for i in np.flatnonzero(chloride > limit + 1e-9):
+    for i in np.flatnonzero(chloride > limits + 1e-9):
         key = (b["plant_id"][i], b["record_no"][i])
         if key not in worst_cl or chloride[i] > chloride[worst_cl[key]]:
             worst_cl[key] = int(i)
     for (pid, rec), i in worst_cl.items():
+        env, limit = envs[i]
         out.add(
             R_CHLORIDE,
             pid,
-            f"record {rec}: chloride {chloride[i]:.3f} % > {limit:g} %",
+            f"record {rec}: chloride {chloride[i]:.3f} % of cement > {limit:g} % "
+            f"({env})",
             {
                 "record_no": rec,
                 "batch_no": b["batch_no"][i],
                 "chloride_pct": chloride[i],
                 "limit_pct": limit,
-                "environment": rules.chloride_environment,
+                "environment": env,
+                "environment_of_record": b["chloride_environment"][i] is not None,
+                "unit": "% of cement mass (GB 50164-2011 table 3.1.8)",
             },
             period=rec,
             observed_at=b["produced_at"][i],
@@ -1224,7 +1361,7 @@ def check_materials(data: PlantData, out: _Out) -> None:
         )
         if is_sand:
             _check_sand(r, ev, out)
-    for (pid, *_), idx in groups.items():
+    for (pid, *lot), idx in groups.items():
         recs = sorted({m["material_record_no"][i] for i in idx})
         if len(recs) > 1:
             first = m.row(idx[0])
@@ -1239,7 +1376,9 @@ def check_materials(data: PlantData, out: _Out) -> None:
                     "batch_no": first["batch_no"],
                     "records": recs,
                 },
-                period="/".join(recs),
+                # the lot, not its records: a third record of the same lot
+                # updates the warning instead of raising another
+                period="/".join(lot),
                 observed_at=max(m["arrived_at"][i] for i in idx),
             )
     _check_arrival_silence(data, out)
@@ -1301,13 +1440,12 @@ def _check_arrival_silence(data: PlantData, out: _Out) -> None:
         if at >= since and (pid not in produced or at > produced[pid]):
             produced[pid] = at
     for pid, at in produced.items():
-        if pid not in arrived:
+        if pid not in arrived:  # an absence: observed at the evaluation
             out.add(
                 R_ARRIVAL,
                 pid,
                 f"producing with no raw-material arrival in {days} days",
                 {"silence_days": days, "last_produced_at": at},
-                observed_at=at,
             )
 
 
@@ -1359,75 +1497,222 @@ def check_self_tests(data: PlantData, out: _Out) -> None:
                     + rules.self_test_tolerance_days,
                 },
                 period=g,
-                observed_at=out.end,
             )
+    _check_group_strength(data, out)
+
+
+def _check_group_strength(data: PlantData, out: _Out) -> None:
+    """Standard-cured 28-day groups below ``self_test_strength_min_ratio`` f_cu,k."""
+    s, rules = data.self_tests, out.rules
+    tz = out.end.tzinfo
+    for i in range(len(s)):
+        value, tested, cast = s["strength_mpa"][i], s["tested_on"][i], s["cast_on"][i]
+        if value is None or tested is None or tested > data.as_of:
+            continue
+        if s["curing"][i] not in (None, "standard"):
+            continue  # same-condition cubes follow the structure, not the mix
+        if (tested - cast).days < rules.self_test_age_days:
+            continue  # an early-age test is not the 28-day result
+        cls = s["strength_class"][i]
+        f_cuk = parse_strength_class(cls)
+        if f_cuk is None:
+            continue  # the production-record rule reports bad class codes
+        required = rules.self_test_strength_min_ratio * f_cuk
+        if value + 1e-9 >= required:
+            continue
+        g = s["group_no"][i]
+        out.add(
+            R_SELF_STRENGTH,
+            s["plant_id"][i],
+            f"specimen group {g} ({cls}): {value:g} MPa < {required:g} MPa at "
+            f"{(tested - cast).days} days",
+            {
+                "group_no": g,
+                "record_no": s["record_no"][i],
+                "strength_class": cls,
+                "strength_mpa": value,
+                "required_mpa": required,
+                "min_ratio": rules.self_test_strength_min_ratio,
+                "cast_on": cast,
+                "tested_on": tested,
+            },
+            period=g,
+            observed_at=dt.datetime.combine(tested, dt.time(), tz),
+        )
+
+
+class _Group(NamedTuple):
+    """A tested specimen group of the strength assessment."""
+
+    cast_on: dt.date
+    group_no: str
+    value: float
+    class_seq: int  # place among the class's groups (see _SELF_TESTS_SQL)
+    tested_on: dt.date | None
+
+    @property
+    def seen_on(self) -> dt.date:
+        """When its result was known (the test date, else the cast date)."""
+        return self.tested_on or self.cast_on
+
+
+def _sigma0(
+    data: PlantData, rules: ConcreteRules, pid: str, cls: str
+) -> tuple[float, dict[str, Any]] | None:
+    """sigma0 of a plant's class and where it comes from, or None (unknown)."""
+    configured = rules.sigma0(pid, cls)
+    if configured is not None:
+        return configured, {"sigma0_source": "configured"}
+    previous = data.previous_sigma.get((pid, cls))
+    if (
+        rules.strength_sigma0_from_previous
+        and previous is not None
+        and previous[0] >= rules.strength_sigma0_min_groups
+    ):
+        n, sigma, first, last = previous
+        return sigma, {
+            "sigma0_source": "previous period",
+            "sigma0_groups": n,
+            "sigma0_period": [first, last],
+        }
+    return None
 
 
 def check_strength(data: PlantData, out: _Out) -> None:
-    """GB/T 50107 assessment per plant and class over ``strength_window_days``."""
+    """GB/T 50107 assessment per plant and class over ``strength_window_days``.
+
+    With sigma0 known, the known-sigma method judges lots of 3 consecutive
+    groups numbered from the class's first group on record (``class_seq``),
+    so a lot keeps its groups as the window slides; the lots whose first
+    group falls in the window are assessed (older ones were, while they were
+    in it). A lot short of 3 results (the class's last lot, or one whose
+    groups lack results) is pending until its last group is
+    ``strength_lot_close_days`` old, then assessed by the non-statistical
+    method (§5.2, the method for small samples). Without sigma0, every group
+    of the window forms one lot: statistical from 10 groups, else
+    non-statistical.
+    """
     s, rules = data.self_tests, out.rules
     since = data.as_of - dt.timedelta(days=rules.strength_window_days)
-    lots: dict[tuple[str, str], list[tuple[dt.date, str, float]]] = defaultdict(list)
+    tz = out.end.tzinfo
+    lots: dict[tuple[str, str], list[_Group]] = defaultdict(list)
+    #: places in the class sequence of the window's groups, results or not
+    places: dict[tuple[str, str], set[int]] = defaultdict(set)
     for i in range(len(s)):
         value, cast = s["strength_mpa"][i], s["cast_on"][i]
         tested = s["tested_on"][i]
-        if (
-            value is None
-            or cast <= since
-            or (tested is not None and tested > data.as_of)
-        ):
-            continue
-        if s["curing"][i] not in (None, "standard"):
+        if cast <= since or s["curing"][i] not in (None, "standard"):
             continue  # same-condition cubes are not assessed by GB/T 50107
-        cls = (s["strength_class"][i] or "").strip().upper()
-        lots[(s["plant_id"][i], cls)].append((cast, s["group_no"][i], float(value)))
+        key = (s["plant_id"][i], (s["strength_class"][i] or "").strip().upper())
+        places[key].add(int(s["class_seq"][i]))
+        if value is None or (tested is not None and tested > data.as_of):
+            continue
+        lots[key].append(
+            _Group(cast, s["group_no"][i], float(value), int(s["class_seq"][i]), tested)
+        )
     criteria = rules.strength_criteria
     for (pid, cls), groups in lots.items():
         f_cuk = parse_strength_class(cls)
         if f_cuk is None:
             continue  # the production-record rule reports bad class codes
         groups.sort()
-        values = np.array([g[2] for g in groups])
-        sigma0 = rules.sigma0(pid, cls)
-        if sigma0 is not None:
-            assessed = [
-                (lot, assess_strength(lot, f_cuk, sigma0, criteria))
-                for lot in known_sigma_lots(values, criteria.sigma0_lot_size)
-            ]
-            failed = [(lot, a) for lot, a in assessed if not a.passed]
-            if not failed:
-                continue
-            a = failed[-1][1]
-            evidence = {
-                "strength_class": cls,
-                "method": "known_sigma",
-                "lots": len(assessed),
-                "lots_failed": len(failed),
-                "failed": [
-                    {"values": lot.tolist(), **x.evidence()} for lot, x in failed
-                ],
-            }
-        else:
-            a = assess_strength(values, f_cuk, None, criteria)
-            if a.passed:
-                continue
-            evidence = {
-                "strength_class": cls,
-                **a.evidence(),
-                "groups": [g[1] for g in groups],
-                "values": values.tolist(),
-            }
-        evidence["window_days"] = rules.strength_window_days
+        known = _sigma0(data, rules, pid, cls)
+        if known is not None:
+            _known_sigma_lots(
+                out, pid, cls, f_cuk, groups, places[(pid, cls)], known, data.as_of
+            )
+            continue
+        values = np.array([g.value for g in groups])
+        a = assess_strength(values, f_cuk, None, criteria)
+        if a.passed:
+            continue
         out.add(
             R_STRENGTH,
             pid,
             f"{cls} fails GB/T 50107 ({a.method.replace('_', '-')}, n={a.n}): "
             f"mean {a.mean:.1f} / {a.mean_required:.1f}, "
             f"min {a.minimum:.1f} / {a.min_required:.1f} MPa",
-            evidence,
+            {
+                "strength_class": cls,
+                **a.evidence(),
+                "groups": [g.group_no for g in groups],
+                "values": values.tolist(),
+                "window_days": rules.strength_window_days,
+            },
             period=cls,
-            observed_at=dt.datetime.combine(groups[-1][0], dt.time(), out.end.tzinfo),
+            observed_at=dt.datetime.combine(
+                max(g.seen_on for g in groups), dt.time(), tz
+            ),
         )
+
+
+def _known_sigma_lots(
+    out: _Out,
+    pid: str,
+    cls: str,
+    f_cuk: float,
+    groups: list[_Group],
+    places: set[int],
+    known: tuple[float, dict[str, Any]],
+    as_of: dt.date,
+) -> None:
+    """Known-sigma findings of one plant and class: one per failed lot."""
+    rules, criteria = out.rules, out.rules.strength_criteria
+    size = criteria.sigma0_lot_size
+    sigma0, source = known
+    tz = out.end.tzinfo
+    assessed = pending = 0
+    for lot, idx in known_sigma_lots([g.class_seq for g in groups], size).items():
+        members = [groups[i] for i in idx]
+        if lot * size not in places:
+            continue  # its first group is older than the window: assessed then
+        if len(members) < size:
+            age = (as_of - max(m.cast_on for m in members)).days
+            if age < rules.strength_lot_close_days:
+                pending += 1
+                log.debug(
+                    "known-sigma lot pending",
+                    extra={"plant": pid, "class": cls, "lot": lot + 1, "age": age},
+                )
+                continue
+            a = assess_strength([m.value for m in members], f_cuk, None, criteria)
+            note = f"lot of {len(members)} < {size} results: non-statistical (§5.2)"
+        else:
+            a = assess_strength([m.value for m in members], f_cuk, sigma0, criteria)
+            note = ""
+        assessed += 1
+        if a.passed:
+            continue
+        out.add(
+            R_STRENGTH,
+            pid,
+            f"{cls} lot {lot + 1} fails GB/T 50107 "
+            f"({a.method.replace('_', '-')}, n={a.n}): "
+            f"mean {a.mean:.1f} / {a.mean_required:.1f}, "
+            f"min {a.minimum:.1f} / {a.min_required:.1f} MPa"
+            + (f" ({note})" if note else ""),
+            {
+                "strength_class": cls,
+                "scheme": "known_sigma",
+                "lot": lot + 1,
+                "lot_size": size,
+                "complete": len(members) == size,
+                **a.evidence(),
+                "sigma0": sigma0,
+                **source,
+                "groups": [m.group_no for m in members],
+                "values": [m.value for m in members],
+                "window_days": rules.strength_window_days,
+            },
+            period=f"{cls}/lot{lot + 1}",
+            observed_at=dt.datetime.combine(
+                max(m.seen_on for m in members), dt.time(), tz
+            ),
+        )
+    log.debug(
+        "known-sigma lots",
+        extra={"plant": pid, "class": cls, "assessed": assessed, "pending": pending},
+    )
 
 
 CHECKS = (
@@ -1627,6 +1912,7 @@ def demo_records(
             elif roll < 0.06 and serials:
                 serial = serials[-1]
             serials.append(serial)
+            environment = _demo_environment(rng)
             out["concrete_production"].append(
                 {
                     "plant_id": pid,
@@ -1640,10 +1926,14 @@ def demo_records(
                     else f"PH-{cls}-{k % 3:02d}",
                     "batching_serial": serial,
                     "approved": bool(rng.random() > 0.05),
+                    # mostly the city default; some prestressed or plain mixes
+                    "chloride_environment": environment,
                 }
             )
             if rng.random() >= 0.04:  # else: online batching missing
-                _demo_batching(out["concrete_batching"], rng, pid, rec, at, rules)
+                _demo_batching(
+                    out["concrete_batching"], rng, pid, rec, at, rules, environment
+                )
             need = int(required_groups(np.array([volume]), 100.0)[0])
             groups = need - int(rng.random() < 0.05)
             for g in range(groups):
@@ -1664,6 +1954,16 @@ def demo_records(
     return out
 
 
+def _demo_environment(rng: np.random.Generator) -> str | None:
+    """The GB 50164 row of a demo production record (None: the default)."""
+    roll = rng.random()
+    if roll < 0.08:
+        return "prestressed"
+    if roll < 0.12:
+        return "plain"
+    return None
+
+
 def _demo_batching(
     rows: list[dict[str, Any]],
     rng: np.random.Generator,
@@ -1671,11 +1971,15 @@ def _demo_batching(
     rec: str,
     at: dt.datetime,
     rules: ConcreteRules,
+    environment: str | None = None,
 ) -> None:
     totals = {m: [0.0, 0.0] for m in BATCH_MATERIALS}
-    chloride = float(np.round(rng.normal(0.06, 0.02), 3))
+    # a few per cent of the records over their limit
+    _, limit = rules.chloride_limit(environment)
+    scale = min(limit, rules.chloride_limit_pct) / 0.20
+    chloride = float(np.round(rng.normal(0.06, 0.02) * scale, 3))
     if rng.random() < 0.03:
-        chloride = float(np.round(rng.uniform(0.21, 0.32), 3))
+        chloride = float(np.round(rng.uniform(1.05, 1.6) * limit, 3))
     for n in (1, 2):
         for material in BATCH_MATERIALS:
             target = _DEMO_BATCH_KG[material]

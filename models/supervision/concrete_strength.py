@@ -5,7 +5,9 @@ rejected by one of three methods, chosen from what is known about it:
 
 - **known sigma0** (标准差已知方案, §5.1.2): the plant's standard deviation
   from the previous period is known and stable; the lot is 3 consecutive
-  groups. mean >= f_cu,k + 0.7 sigma0; min >= f_cu,k - 0.7 sigma0 and
+  groups (:func:`known_sigma_lots` counts them from the class's first group,
+  so a lot does not shift as an evaluation window slides).
+  mean >= f_cu,k + 0.7 sigma0; min >= f_cu,k - 0.7 sigma0 and
   min >= 0.85 f_cu,k (up to C20) or 0.90 f_cu,k (above C20); sigma0 below
   2.5 MPa is taken as 2.5.
 - **statistical** (标准差未知方案, §5.1.3), n >= 10 groups:
@@ -260,13 +262,24 @@ def assess_strength(
 
 
 def known_sigma_lots(
-    values: Sequence[float] | np.ndarray, lot_size: int = 3
-) -> list[np.ndarray]:
-    """Consecutive lots of ``lot_size`` groups, oldest first; a short tail dropped.
+    class_seq: Sequence[int], lot_size: int = 3
+) -> dict[int, list[int]]:
+    """The known-sigma lots of groups given their place in the class's sequence.
 
-    >>> [lot.tolist() for lot in known_sigma_lots([1, 2, 3, 4, 5, 6, 7])]
-    [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    ``class_seq[i]`` is group ``i``'s place (0, 1, ...) among its plant's
+    groups of the class in production order from the first one on record;
+    lot ``k`` holds places ``k * lot_size`` to ``(k + 1) * lot_size - 1``, so
+    a lot keeps its groups however the groups at hand are windowed. Returns
+    lot number -> indexes into ``class_seq``; a lot may be short (the last
+    one, or groups missing from the input): the caller decides what a short
+    lot means, nothing is dropped.
+
+    >>> known_sigma_lots([3, 4, 5, 6, 7])
+    {1: [0, 1, 2], 2: [3, 4]}
+    >>> known_sigma_lots([0, 2, 3])
+    {0: [0, 1], 1: [2]}
     """
-    v = np.asarray(values, dtype=float)
-    whole = len(v) // lot_size * lot_size
-    return [v[i : i + lot_size] for i in range(0, whole, lot_size)]
+    lots: dict[int, list[int]] = {}
+    for i, seq in enumerate(class_seq):
+        lots.setdefault(int(seq) // lot_size, []).append(i)
+    return dict(sorted(lots.items()))

@@ -6,7 +6,6 @@ machine; what is drawn and listed is compared with the database.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from urllib.parse import urlparse
@@ -20,9 +19,8 @@ from ingest.crs import wgs84_to_gcj02
 from layers import all_layers
 from layers.catalog import SAFETY_GRADE_COLORS
 from layers.water import WARNING_COLORS
-from models.risk.scoring import wall_status
 from models.risk.service import local_today
-from models.risk.settings import RiskSettings
+from models.supervision.buildings import hazard_list
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
@@ -204,25 +202,28 @@ def test_pages_in_english(run, maps_server, maps_engine, page, title, text):
 # -- housing --------------------------------------------------------------------------
 
 
-def _overdue_walls(engine, today: dt.date) -> list[int]:
-    settings = RiskSettings()
+def _hazard_rows(engine, district: str | None = None) -> list[tuple[str, int]]:
+    """(kind, layer id) of the hazard list /supervision/hazards answers."""
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT id, support_type, accepted_on, last_checked_on, "
-            "design_life_years, extra->>:k FROM layer_curtain_walls"),
-            {"k": settings.wall_typhoon_key}).all()
-    return sorted(r[0] for r in rows
-                  if wall_status(r[1], r[2], r[3], r[4], r[5], today, settings).overdue)
+        rows = hazard_list(conn, local_today(), district, None)
+        ids = {
+            layer: dict(conn.execute(text(
+                f"SELECT DISTINCT ON (source_id) source_id, id FROM layer_{layer} "
+                "WHERE source_id = ANY(:s) ORDER BY source_id, source_part"),
+                {"s": [r["subject_id"] for r in rows]}).all())
+            for layer in ("buildings", "curtain_walls")}
+    kinds = {"buildings": "building", "curtain_walls": "curtain_wall"}
+    return [(kinds[r["layer"]], ids[r["layer"]][r["subject_id"]]) for r in rows]
 
 
 def test_housing_page(run, maps_server, maps_engine, artifacts):
     with maps_engine.connect() as conn:
         grades = dict(conn.execute(text(
             "SELECT id, safety_grade FROM layer_buildings")).all())
-        hazards = conn.execute(text(
-            "SELECT id FROM layer_buildings WHERE safety_grade IN ('C', 'D') "
-            "ORDER BY safety_grade DESC, appraised_on NULLS FIRST, id")).scalars().all()
+    expected = _hazard_rows(maps_engine)
+    hazards = [i for kind, i in expected if kind == "building"]
     assert hazards
+    assert {grades[i] for i in hazards} >= {"C", "D"}
     run.open(f"{maps_server}/maps/housing")
     run.check_clean()
     drawn = run.evaluate("""() => GIS.layers.buildings.getLayers().map(
@@ -232,16 +233,15 @@ def test_housing_page(run, maps_server, maps_engine, artifacts):
                for fid, color in drawn)
     rows = run.evaluate("""() => Array.from(document.querySelectorAll(
         '#gis-hazards tr.gis-row')).map(r => [r.dataset.kind, Number(r.dataset.id)])""")
-    assert [i for kind, i in rows if kind == "building"] == hazards
-    assert sorted(i for kind, i in rows if kind == "curtain_wall") == _overdue_walls(
-        maps_engine, local_today())
+    # the same list, in the same order, as /supervision/hazards
+    assert [tuple(r) for r in rows] == expected[: len(rows)]
     legend = run.page.inner_text(".gis-legend")
     assert all(g in legend for g in "ABCD")
 
     run.page.screenshot(path=str(artifacts / "map_housing_overview.png"))
 
     # a row zooms to its building and opens its popup
-    first = run.page.locator("#gis-hazards tr.gis-row").first
+    first = run.page.locator("#gis-hazards tr[data-kind=building]").first
     first.click()
     run.page.wait_for_timeout(400)
     assert run.evaluate("() => GIS.map.getZoom()") >= 16
@@ -260,10 +260,10 @@ def test_housing_filter_by_district_and_grade(run, maps_server, maps_engine):
         district, n = conn.execute(text(
             "SELECT district, count(*) FROM layer_buildings WHERE safety_grade IN "
             "('C', 'D') GROUP BY district ORDER BY count(*) DESC LIMIT 1")).one()
-        expected = conn.execute(text(
-            "SELECT id FROM layer_buildings WHERE district = :d AND safety_grade "
-            "IN ('C', 'D') ORDER BY safety_grade DESC, appraised_on NULLS FIRST, id"),
-            {"d": district}).scalars().all()
+        grades = dict(conn.execute(text(
+            "SELECT id, safety_grade FROM layer_buildings")).all())
+    expected = [i for kind, i in _hazard_rows(maps_engine, district)
+                if kind == "building" and grades[i] in ("C", "D")]
     run.open(f"{maps_server}/maps/housing?district={district}&grade=C&grade=D")
     run.check_clean()
     props = run.evaluate("""() => GIS.layers.buildings.getLayers().map(
@@ -272,7 +272,7 @@ def test_housing_filter_by_district_and_grade(run, maps_server, maps_engine):
     assert all(d == district and g in ("C", "D") for d, g in props)
     rows = run.evaluate("""() => Array.from(document.querySelectorAll(
         '#gis-hazards tr[data-kind=building]')).map(r => Number(r.dataset.id))""")
-    assert rows == expected
+    assert rows == expected[: len(rows)] and rows
     # the form keeps the filter
     assert run.page.locator("select[name=district]").input_value() == district
     checked = run.evaluate("""() => Array.from(document.querySelectorAll(

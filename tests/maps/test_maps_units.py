@@ -19,7 +19,7 @@ from map_ui.housing import check_grades, wall_schedule
 from map_ui.i18n import LABELS, parse_lang, t
 from map_ui.rasters import colourise
 from map_ui.settings import MapSettings
-from models.risk.settings import RiskSettings
+from models.wall_schedule import ScheduledWall, WallScheduleRules, next_checks
 
 
 def test_localise_points_every_dependency_at_the_static_folder():
@@ -89,26 +89,43 @@ def test_check_grades():
         check_grades(["E"])
 
 
+def _wall(wid, accepted, checked, checks=(), events=(), grade=None):
+    schedule = WallScheduleRules()
+    wall = ScheduledWall(
+        id=wid, source_id=f"W{wid}", source_part=0, building=None,
+        support_type="frame", accepted_on=accepted, last_checked_on=checked,
+        design_life_years=25, height_m=None, building_grade=grade,
+        building_appraised_on=None, district=None, checks=dict(checks),
+        events=list(events))
+    wall.due.extend(next_checks(wall.as_wall(), checks, events, TODAY, schedule))
+    return wall
+
+
+TODAY = dt.date(2026, 12, 3)
+
+
 def test_wall_schedule_keeps_due_and_overdue_walls():
-    risk = RiskSettings()
-    today = dt.date(2026, 12, 3)
     walls = [
         # checked 2021-12-20: next due 2026-12-20 (frame, 5 years): due soon
-        {"id": 1, "support_type": "frame", "accepted_on": dt.date(2015, 1, 1),
-         "last_checked_on": dt.date(2021, 12, 20), "design_life_years": 25},
+        _wall(1, dt.date(2015, 1, 1), dt.date(2021, 12, 20)),
         # checked 2020-01-01: due 2025-01-01: overdue
-        {"id": 2, "support_type": "frame", "accepted_on": dt.date(2015, 1, 1),
-         "last_checked_on": dt.date(2020, 1, 1), "design_life_years": 25},
+        _wall(2, dt.date(2015, 1, 1), dt.date(2020, 1, 1)),
         # checked 2025-01-01: due 2030: not listed
-        {"id": 3, "support_type": "frame", "accepted_on": dt.date(2015, 1, 1),
-         "last_checked_on": dt.date(2025, 1, 1), "design_life_years": 25},
+        _wall(3, dt.date(2015, 1, 1), dt.date(2025, 1, 1)),
         # no acceptance date: cannot be scheduled
-        {"id": 4, "support_type": "frame", "accepted_on": None,
-         "last_checked_on": None, "design_life_years": None},
+        _wall(4, None, None),
+        # checked 2015 in the layer, 2026-06-01 in the feed: due 2031
+        _wall(5, dt.date(2014, 1, 1), dt.date(2015, 1, 1),
+              checks=[("safety_check", dt.date(2026, 6, 1))]),
+        # a typhoon with no appraisal since: overdue, whatever the schedule says
+        _wall(6, dt.date(2015, 1, 1), dt.date(2025, 1, 1),
+              events=[("typhoon", dt.date(2026, 9, 15))]),
+        # its building graded C without a date: due since an unknown day
+        _wall(7, None, None, grade="C"),
     ]
-    out = {w["id"]: w["status"] for w in wall_schedule(walls, today, 90, risk)}
-    assert out == {1: "due", 2: "overdue"}
-    assert {w["id"] for w in wall_schedule(walls, today, 0, risk)} == {2}
+    out = {w["id"]: w["status"] for w in wall_schedule(walls, TODAY, 90)}
+    assert out == {1: "due", 2: "overdue", 6: "overdue", 7: "overdue"}
+    assert {w["id"] for w in wall_schedule(walls, TODAY, 0)} == {2, 6, 7}
 
 
 def test_sparkline_scales_to_its_box():
