@@ -203,7 +203,8 @@ def test_a_value_checked_with_the_groups_other_overrides(clean):
     # chloride_environment must be a key of chloride_limits_pct
     with pytest.raises(InvalidParameter, match="not a key"):
         _set(clean, "rules_concrete", "chloride_limits_pct", {"coastal": 0.08})
-    table = {"reinforced_humid": 0.20, "coastal": 0.08}
+    # every environment a record may name keeps its limit; a coastal row is added
+    table = {**C.ConcreteRules().chloride_limits_pct, "coastal": 0.08}
     _set(clean, "rules_concrete", "chloride_limits_pct", table)
     _set(clean, "rules_concrete", "chloride_environment", "coastal")
     assert C.ConcreteRules().chloride_limit_pct == 0.08

@@ -122,6 +122,13 @@ def serve(app) -> tuple[uvicorn.Server, threading.Thread, str]:
 
 
 @pytest.fixture(scope="session")
+def serve_app():
+    """:func:`serve` for fixtures of the test modules (``from conftest import``
+    would find whichever ``conftest`` module pytest imported last)."""
+    return serve
+
+
+@pytest.fixture(scope="session")
 def maps_app(maps_db_settings: DatabaseSettings, maps_engine):
     """The app on the maps database; tests may swap ``app.state.map_settings``."""
     app = create_app(

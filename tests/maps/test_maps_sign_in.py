@@ -22,7 +22,9 @@ from map_ui.settings import MapSettings
 
 
 @pytest.fixture(scope="module")
-def signed_server(maps_db_settings, maps_engine) -> Iterator[tuple[str, str]]:
+def signed_server(
+    maps_db_settings, maps_engine, serve_app
+) -> Iterator[tuple[str, str]]:
     """The maps database served with sign-in required; (url, district)."""
     with maps_engine.begin() as conn:
         district = conn.execute(text(
@@ -39,9 +41,7 @@ def signed_server(maps_db_settings, maps_engine) -> Iterator[tuple[str, str]]:
     app = create_app(db=maps_db_settings, server=ServerSettings(log_requests=False),
                      auth=AuthSettings(), limits=LimitSettings(rate_limit=False))
     app.state.map_settings = MapSettings(basemap="none", inline_max_features=10)
-    from conftest import serve
-
-    server, thread, url = serve(app)
+    server, thread, url = serve_app(app)
     yield url, district
     server.should_exit = True
     thread.join(timeout=10)

@@ -468,11 +468,9 @@ def test_fund_centres_choropleth_and_trend(maps_engine, maps_server, warnings,
 
 
 @pytest.fixture(scope="module")
-def scoped_server(maps_db_settings, maps_engine, sites_fund):
+def scoped_server(maps_db_settings, maps_engine, sites_fund, serve_app):
     """The maps database served with sign-in required; an API key each for a
     housing officer of the district with most warnings and for an analyst."""
-    from conftest import serve
-
     from gis_server.app import create_app
     from gis_server.auth import accounts
     from gis_server.auth.settings import AuthSettings
@@ -496,7 +494,7 @@ def scoped_server(maps_db_settings, maps_engine, sites_fund):
     app = create_app(db=maps_db_settings, server=ServerSettings(log_requests=False),
                      auth=AuthSettings(), limits=LimitSettings(rate_limit=False))
     app.state.map_settings = MapSettings(basemap="none")
-    server, thread, url = serve(app)
+    server, thread, url = serve_app(app)
     yield url, district, keys
     server.should_exit = True
     thread.join(timeout=10)
