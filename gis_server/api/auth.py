@@ -295,6 +295,8 @@ def login_submit(
                 next=html.escape(target),
             ),
             status_code=401,
+            # a 401 names how to authenticate (RFC 9110 15.5.2), also here
+            headers={"WWW-Authenticate": 'Bearer realm="gis-server"'},
         )
     value, lifetime = tokens.issue(account, settings)
     response = RedirectResponse(target, status_code=303)
