@@ -3,7 +3,9 @@
 Domain errors (:mod:`gis_server.errors`) map to a status code by class; the body
 is always the OGC exception JSON ``{"code", "description"}``. A lost database
 becomes 503 with ``Retry-After`` (the pool pings connections before use, so
-the service recovers by itself when the database returns). Anything else is
+the service recovers by itself when the database returns); a unique value
+already taken (SQLSTATE 23505) is a 409 and a refusal of the database's
+access policy (42501) a 403. Anything else is
 a 500 logged once, with its traceback; client errors (4xx) are logged at
 DEBUG only -- they are not failures of the server.
 """
@@ -87,6 +89,10 @@ def _is_timeout(exc: BaseException) -> bool:
     return getattr(orig, "pgcode", None) == "57014"  # query_canceled
 
 
+def _pgcode(exc: BaseException) -> str | None:
+    return getattr(getattr(exc, "orig", None), "pgcode", None)
+
+
 async def _domain_error(request: Request, exc: errors.GisServerError) -> Response:
     status = status_for(exc)
     if status >= 500 and status != 503:
@@ -127,12 +133,23 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 async def _database_error(request: Request, exc: sa_exc.DBAPIError) -> Response:
-    if getattr(getattr(exc, "orig", None), "pgcode", None) == "42501":
+    if _pgcode(exc) == "23505":
+        # unique_violation: the request names something that exists already
+        # (routes that expect it say which value); a conflict, not a failure
+        log.info("unique value taken", extra=_request_fields(request))
+        return ogc_exception(
+            409,
+            errors.Conflict.code,
+            "The request conflicts with an existing record: a value that must be "
+            "unique is already taken.",
+        )
+    if _pgcode(exc) == "42501":
         # insufficient_privilege: the database's row-level security or grants
         # refused what the policy module let through -- the caller is refused,
         # and it is worth a look (a route missing a check), hence a warning
-        log.warning("refused by the database's access policy",
-                    extra=_request_fields(request))
+        log.warning(
+            "refused by the database's access policy", extra=_request_fields(request)
+        )
         return ogc_exception(
             403, errors.Forbidden.code, "This is outside what your role may change."
         )
