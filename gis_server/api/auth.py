@@ -144,19 +144,23 @@ class AuthMiddleware:
             principal = account.principal("key")
         else:
             try:
-                claims = tokens.decode(secret, self.settings)
+                principal = await self._token_principal(engine, secret, kind)
             except Unauthorized:
                 if kind == "cookie":  # an old cookie: read on as anonymous
                     return ANONYMOUS
                 raise
-            account = await anyio.to_thread.run_sync(
-                _named_account, engine, claims["sub"]
-            )
-            if account is None or account.role != claims.get("role"):
-                raise Unauthorized("the token's account is disabled or changed")
-            principal = account.principal(kind)
         self.cache.put(digest, principal)
         return principal
+
+    async def _token_principal(self, engine, secret: str, kind: str) -> Principal:
+        claims = tokens.decode(secret, self.settings)
+        account = await anyio.to_thread.run_sync(_named_account, engine, claims["sub"])
+        if account is None or account.role != claims.get("role"):
+            raise Unauthorized("the token's account is disabled or changed")
+        if claims.get("ver") != account.token_version:
+            # a new password, or the account was disabled, since it was issued
+            raise Unauthorized("the token is no longer valid; sign in again")
+        return account.principal(kind)
 
 
 def _key_account(engine, key: str) -> accounts.Account | None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Integer,
     Table,
     Text,
     func,
@@ -55,6 +56,9 @@ users = Table(
     Column("chief_id", Text),
     Column("display_name", Text),
     Column("disabled", Boolean, nullable=False, server_default="false"),
+    #: raised when the password changes or the account is disabled; tokens
+    #: carry the value they were issued with, and an older one is refused
+    Column("token_version", Integer, nullable=False, server_default="0"),
     Column(
         "created_at", DateTime(timezone=True), nullable=False, server_default=func.now()
     ),
@@ -95,6 +99,8 @@ class Account:
     district: str | None
     chief_id: str | None
     disabled: bool
+    #: the tokens of this account that are still good carry this number
+    token_version: int = 0
 
     def principal(self, via: str) -> Principal:
         return Principal(
@@ -104,7 +110,13 @@ class Account:
 
 def _account(row: Any) -> Account:
     return Account(
-        row.id, row.username, row.role, row.district, row.chief_id, row.disabled
+        row.id,
+        row.username,
+        row.role,
+        row.district,
+        row.chief_id,
+        row.disabled,
+        row.token_version,
     )
 
 
@@ -188,23 +200,32 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
 
 
 def set_disabled(conn: Connection, username: str, disabled: bool = True) -> Account:
+    """Disable (or enable) an account; disabling also voids its tokens, so that
+    enabling it again does not bring them back."""
     get_user(conn, username)
+    values: dict[str, Any] = {"disabled": disabled}
+    if disabled:
+        values["token_version"] = users.c.token_version + 1
     row = conn.execute(
         update(users)
         .where(users.c.username == username)
-        .values(disabled=disabled)
+        .values(**values)
         .returning(*users.c)
     ).one()
     return _account(row)
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
+    """A new password; the tokens issued before it stop working."""
     check_password_rules(password)
     get_user(conn, username)
     conn.execute(
         update(users)
         .where(users.c.username == username)
-        .values(password_hash=hash_password(password))
+        .values(
+            password_hash=hash_password(password),
+            token_version=users.c.token_version + 1,
+        )
     )
 
 

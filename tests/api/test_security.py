@@ -10,6 +10,9 @@ tested apart, with the Python policy bypassed.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -816,6 +819,90 @@ def test_disabled_account_stops_working(sec_db, sec_engine, world):
         r = c.post("/auth/token", data={"username": "leaver",
                                          "password": "leaver-password-1"})
         assert r.status_code == 401
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _sign_in(c: TestClient, username: str, password: str) -> str:
+    r = c.post("/auth/token", data={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def test_a_new_password_or_disabling_voids_earlier_tokens(sec_db, sec_engine, world):
+    with sec_engine.begin() as conn:
+        accounts.add_user(conn, "mover", "analyst", "mover-password-1")
+    items = "/collections/buildings/items"
+    with TestClient(_app(sec_db, lookup_cache_seconds=0),
+                    follow_redirects=False) as c:
+        old = _sign_in(c, "mover", "mover-password-1")
+        r = c.post("/auth/login", data={"username": "mover",
+                                         "password": "mover-password-1"})
+        cookie = {"gis_token": r.cookies["gis_token"]}
+        assert c.get(items, headers=_bearer(old)).status_code == 200
+        assert c.get("/maps/analyst", cookies=cookie).status_code == 200
+        with sec_engine.begin() as conn:
+            accounts.set_password(conn, "mover", "mover-password-2")
+        r = c.get(items, headers=_bearer(old))
+        assert r.status_code == 401 and "sign in again" in r.json()["description"]
+        # the page's cookie is read as anonymous: back to the sign-in form
+        page = c.get("/maps/analyst", cookies=cookie)
+        assert page.status_code == 303 and "/auth/login" in page.headers["location"]
+        new = _sign_in(c, "mover", "mover-password-2")
+        assert c.get(items, headers=_bearer(new)).status_code == 200
+        # disabling voids the tokens, and enabling again does not revive them
+        with sec_engine.begin() as conn:
+            accounts.set_disabled(conn, "mover")
+        assert c.get(items, headers=_bearer(new)).status_code == 401
+        with sec_engine.begin() as conn:
+            accounts.set_disabled(conn, "mover", False)
+        assert c.get(items, headers=_bearer(new)).status_code == 401
+        fresh = _sign_in(c, "mover", "mover-password-2")
+        assert c.get(items, headers=_bearer(fresh)).status_code == 200
+        # a well-signed token without the version (issued before it existed)
+        now = dt.datetime.now(dt.UTC)
+        unversioned = jwt.encode(
+            {"sub": "mover", "role": "analyst", "iss": "gis-server", "iat": now,
+             "exp": now + dt.timedelta(minutes=5)},
+            AuthSettings().signing_key(), "HS256")
+        assert c.get(items, headers=_bearer(unversioned)).status_code == 401
+
+
+def test_the_lookup_cache_bounds_how_long_a_voided_token_lasts(sec_db, sec_engine,
+                                                               world):
+    """GIS_AUTH_LOOKUP_CACHE_SECONDS is the most a voided token lives on."""
+    with sec_engine.begin() as conn:
+        accounts.add_user(conn, "cached", "analyst", "cached-password-1")
+    with TestClient(_app(sec_db, lookup_cache_seconds=1.0)) as c:
+        token = _sign_in(c, "cached", "cached-password-1")
+        assert c.get("/auth/me", headers=_bearer(token)).status_code == 200
+        with sec_engine.begin() as conn:
+            accounts.set_password(conn, "cached", "cached-password-2")
+        # within the cache time the remembered account still answers ...
+        assert c.get("/auth/me", headers=_bearer(token)).status_code == 200
+        time.sleep(1.1)
+        # ... and not after it
+        assert c.get("/auth/me", headers=_bearer(token)).status_code == 401
+
+
+def test_the_signing_key_file_is_never_readable_by_others(tmp_path, monkeypatch):
+    """Created 0600 from the start: no chmod after the key is written."""
+    import pathlib
+
+    monkeypatch.setattr(pathlib.Path, "chmod", lambda self, mode: None)
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: None)
+    old_umask = os.umask(0o022)
+    try:
+        settings = AuthSettings(secret_key=None, secret_file=tmp_path / "k" / "secret")
+        key = settings.signing_key()
+    finally:
+        os.umask(old_umask)
+    path = tmp_path / "k" / "secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(key) >= 48 and settings.signing_key() == key
+    assert [p.name for p in path.parent.iterdir()] == ["secret"]  # no leftovers
 
 
 def test_cookie_sign_in_reads_only(client, world):
