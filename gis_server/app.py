@@ -113,7 +113,7 @@ def create_app(
     # refusals of the limits are logged too)
     app.add_middleware(TileCacheMiddleware)
     app.add_middleware(AuthMiddleware, settings=auth_cfg)
-    app.add_middleware(LimitMiddleware, settings=limits_cfg)
+    app.add_middleware(LimitMiddleware, settings=limits_cfg, auth=auth_cfg)
     app.add_middleware(RequestLogMiddleware)  # GIS_LOG_REQUESTS, read per request
     return app
 
