@@ -116,15 +116,26 @@ def creds(api_engine) -> dict:
         key_b = accounts.create_key(conn, USER, "limits-b")
         other = accounts.create_key(conn, OTHER_USER, "limits-other")
     token, _ = tokens.issue(account, AUTH)
-    return {"a": key_a, "b": key_b, "token": token, "other": other,
-            "version": account.token_version}
+    return {
+        "a": key_a,
+        "b": key_b,
+        "token": token,
+        "other": other,
+        "version": account.token_version,
+    }
 
 
 def minted_token(version: int, n: int) -> str:
     """USER's ``n``-th freshly minted token (issued ``n`` seconds apart)."""
     now = int(time.time())
-    claims = {"sub": USER, "role": "analyst", "ver": version, "iss": AUTH.issuer,
-              "iat": now - n, "exp": now + 600}
+    claims = {
+        "sub": USER,
+        "role": "analyst",
+        "ver": version,
+        "iss": AUTH.issuer,
+        "iat": now - n,
+        "exp": now + 600,
+    }
     return jwt.encode(claims, AUTH.signing_key(), algorithm=tokens.ALGORITHM)
 
 
@@ -302,16 +313,19 @@ def test_minting_tokens_buys_no_budget(make_client, creds):
     passed = 0
     for n in range(5):
         bearer = {"Authorization": f"Bearer {minted_token(creds['version'], n)}"}
-        passed += sum(client.get("/conformance", headers=bearer).status_code == 200
-                      for _ in range(4))
+        passed += sum(
+            client.get("/conformance", headers=bearer).status_code == 200
+            for _ in range(4)
+        )
     # the account's 6, however many tokens it holds (20 requests were sent)
     assert passed == 6
 
 
 def test_the_configured_credential_names_are_read(api_db_settings, clock, creds):
     """GIS_AUTH_API_KEY_HEADER / _QUERY: the limiter reads what auth reads."""
-    auth = AuthSettings(secret_key=AUTH.secret_key, api_key_header="X-GIS-Key",
-                        api_key_query="key")
+    auth = AuthSettings(
+        secret_key=AUTH.secret_key, api_key_header="X-GIS-Key", api_key_query="key"
+    )
     app = limited_app(api_db_settings, small_limits(), clock, auth=auth)
     with TestClient(app) as client:
         r = client.get("/conformance", headers={"X-GIS-Key": creds["a"]})
