@@ -11,6 +11,8 @@ from sqlalchemy import Engine
 
 from gis_server.api.auth import get_principal
 from gis_server.auth import policy
+from gis_server.auth.principal import ANONYMOUS
+from gis_server.auth.settings import AuthSettings
 from gis_server.errors import InvalidBBox, InvalidParameter
 from gis_server.features.config import FeaturesSettings
 from gis_server.features.crs import CRS, SUPPORTED_CRS, bbox_to_wgs84, parse_crs
@@ -56,6 +58,32 @@ def get_collection(
 
 
 LayerDep = Annotated[LayerSpec, Depends(get_collection)]
+
+
+def cache_control(
+    directives: str, spec: LayerSpec, scope: policy.Scope, settings: AuthSettings
+) -> str:
+    """``directives`` (``public, max-age=0, ...``) for an answer about ``spec``
+    to a caller of ``scope``: ``public`` becomes ``private`` unless the answer
+    is anyone's -- the layer readable without signing in and the caller seeing
+    all of it -- so that no shared (proxy) cache keeps what a signed-in or
+    scoped caller was given.
+
+    Examples
+    --------
+    >>> from layers import get_layer
+    >>> cache_control("public, max-age=0", get_layer("buildings"), policy.ALL,
+    ...               AuthSettings(anonymous="off"))
+    'private, max-age=0'
+    >>> cache_control("public, max-age=0", get_layer("buildings"), policy.ALL,
+    ...               AuthSettings(anonymous="read"))
+    'public, max-age=0'
+    """
+    anyones = (
+        scope.kind == "all"
+        and policy.read_scope(ANONYMOUS, spec, settings).kind == "all"
+    )
+    return directives if anyones else directives.replace("public", "private")
 
 
 def base_url(request: Request) -> str:

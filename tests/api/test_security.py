@@ -589,6 +589,102 @@ def test_scoped_reads_return_only_the_scope(client, world):
     assert "rivers" in ids and "buildings" not in ids
 
 
+FAR = "番禺区"  # a district whose buildings only the test below makes
+
+
+@pytest.fixture(scope="module")
+def far_officer(sec_engine, world) -> dict[str, str]:
+    """Two buildings in FAR, away from the others, and FAR's housing officer."""
+    with sec_engine.begin() as conn:
+        for i, x in enumerate((114.0, 114.01)):
+            conn.execute(BUILDING, {"sid": f"far{i}", "address": f"{i} 远路",
+                                    "district": FAR, "x": x})
+        accounts.add_user(conn, "far", "housing_officer", "far-password-1",
+                          district=FAR)
+        key = accounts.create_key(conn, "far")
+    with sec_engine.connect() as conn:  # planner statistics: estimates exist
+        conn.execute(text("ANALYZE layer_buildings"))
+    return {"X-API-Key": key}
+
+
+TILEJSONS = ("/collections/buildings/tiles/WebMercatorQuad/tilejson.json",
+             "/tiles/buildings/tilejson.json")
+
+
+@pytest.mark.parametrize("url", TILEJSONS)
+def test_tilejson_bounds_are_those_of_the_callers_scope(client, world,
+                                                        far_officer, url):
+    everyone = client.get(url, headers=_headers(world, "analyst"))
+    far = client.get(url, headers=far_officer)
+    own = client.get(url, headers=_headers(world, "housing"))
+    assert everyone.status_code == far.status_code == own.status_code == 200
+    west, south, east, north = far.json()["bounds"]
+    # FAR's two buildings: 114.0 .. 114.0105, 23.1 .. 23.1005
+    assert west == pytest.approx(114.0, abs=1e-6)
+    assert east == pytest.approx(114.0105, abs=1e-6)
+    assert (south, north) == pytest.approx((23.1, 23.1005), abs=1e-6)
+    assert everyone.json()["bounds"][0] < 113.31  # every district's buildings
+    assert own.json()["bounds"][2] < 114.0  # not FAR's: cached per scope
+    # answered from the cache the second time, still per scope
+    assert client.get(url, headers=far_officer).json()["bounds"] == [
+        west, south, east, north]
+    for r in (everyone, far, own):  # sign-in needed: no shared cache keeps it
+        assert r.headers["cache-control"].startswith("private"), r.headers
+
+
+def test_collection_extent_is_that_of_the_callers_scope(client, world,
+                                                        far_officer):
+    def extent(headers):
+        r = client.get("/collections/buildings", headers=headers)
+        assert r.status_code == 200
+        assert r.headers["cache-control"].startswith("private")
+        return r.json()["extent"]["spatial"]["bbox"][0]
+
+    west, south, east, north = extent(far_officer)
+    assert (west, east) == pytest.approx((114.0, 114.0105), abs=1e-6)
+    assert extent(_headers(world, "analyst"))[0] < 113.31
+    assert extent(_headers(world, "housing"))[2] < 114.0
+    assert extent(far_officer) == [west, south, east, north]  # cached, per scope
+    listed = client.get("/collections", headers=far_officer)
+    assert listed.headers["cache-control"].startswith("private")
+    doc = next(c for c in listed.json()["collections"] if c["id"] == "buildings")
+    assert doc["extent"]["spatial"]["bbox"][0] == [west, south, east, north]
+
+
+def test_only_anyones_answers_are_public(sec_db, world):
+    """Shared caches may keep an answer only if anyone would get the same."""
+    items = "/collections/{}/items"
+    with TestClient(_app(sec_db, anonymous_layers="districts")) as c:
+        analyst, housing = _headers(world, "analyst"), _headers(world, "housing")
+        cases = [
+            (items.format("districts"), {}, "public"),  # anyone reads it
+            (items.format("districts"), analyst, "public"),  # the same answer
+            (items.format("buildings"), analyst, "private"),  # needs sign-in
+            (items.format("buildings"), housing, "private"),  # a scope's own
+            (items.format("buildings") + "?f=csv", analyst, "private"),
+            ("/collections/districts/tiles/WebMercatorQuad/tilejson.json", {},
+             "public"),
+            (TILEJSONS[0], analyst, "private"),
+            ("/collections/districts", {}, "public"),
+            ("/collections/buildings", analyst, "private"),
+            (f"/collections/buildings/items/{world.ids['own']}", analyst,
+             "private"),
+            (TILE_PATH, analyst, "private"),
+            (TILE_PATH.replace("buildings", "districts"), analyst, "public"),
+        ]
+        for url, headers, want in cases:
+            for _ in range(2):  # routed, then (tiles) from the cache
+                r = c.get(url, headers=headers)
+                assert r.status_code in (200, 204), (url, r.text)
+                cache_control = r.headers.get("cache-control", "")
+                assert cache_control.startswith(want), (url, headers, cache_control)
+                etag = r.headers.get("etag")
+                if etag:  # a 304 says the same
+                    again = c.get(url, headers={**headers, "If-None-Match": etag})
+                    assert again.status_code == 304, url
+                    assert again.headers["cache-control"] == cache_control, url
+
+
 def test_scoped_tiles_are_cached_per_scope(client, world):
     """A tile rendered for one scope is never answered to another."""
     own = client.get(XYZ_PATH.replace(".pbf", ".geojson"),
