@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gis_server.api.admin import router as admin_router
 from gis_server.api.auth import AuthMiddleware
 from gis_server.api.auth import router as auth_router
+from gis_server.api.deps import refuse_nul
 from gis_server.api.errors import install_error_handlers
 from gis_server.api.features import router as features_router
 from gis_server.api.landing import router as landing_router
@@ -76,7 +77,7 @@ def create_app(
         Depends(APIKeyQuery(name=auth_cfg.api_key_query, auto_error=False)),
     ]
     app = FastAPI(
-        dependencies=security,
+        dependencies=[Depends(refuse_nul), *security],
         title="Guangzhou city supervision GIS server",
         description=(
             "Layers of the city supervision departments (buildings, curtain "

@@ -23,6 +23,22 @@ from layers import LayerSpec, UnknownLayer, get_layer
 _CRS_LIST = ", ".join(c.uri for c in SUPPORTED_CRS)
 
 
+def refuse_nul(request: Request) -> None:
+    """A NUL character (``%00``) in the path or query is a 400, for every route.
+
+    No value the server compares or stores can hold one (PostgreSQL text
+    cannot, nor can a file name): refused here, before any query, rather than
+    failing in the database driver -- a 500, or a CSV export broken off after
+    its first line.
+    """
+    scope = request.scope
+    if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+        raise InvalidParameter(
+            "the request's path or query holds a NUL character (%00), which no "
+            "value here can hold"
+        )
+
+
 def get_engine(request: Request) -> Engine:
     """The database engine opened by the app's lifespan."""
     return request.app.state.engine

@@ -170,6 +170,24 @@ async def _database_error(request: Request, exc: sa_exc.DBAPIError) -> Response:
     return ogc_exception(500, "ServerError", "Internal server error.")
 
 
+#: what psycopg2 raises (a plain ValueError) for a text value holding U+0000
+_NUL_MESSAGE = "cannot contain NUL (0x00) characters"
+
+
+async def _value_error(request: Request, exc: ValueError) -> Response:
+    if _NUL_MESSAGE in str(exc):
+        # a NUL in a body value (query strings are refused before: deps.refuse_nul)
+        log.info("NUL character in a request value", extra=_request_fields(request))
+        return ogc_exception(
+            400,
+            "InvalidParameterValue",
+            "A text value in the request holds a NUL character (U+0000), which "
+            "cannot be stored or compared.",
+        )
+    log.error("unhandled error", exc_info=exc, extra=_request_fields(request))
+    return ogc_exception(500, "ServerError", "Internal server error.")
+
+
 async def _data_error(request: Request, exc: sa_exc.DataError) -> Response:
     # Values are coerced before they reach SQL; what still fails here (an
     # out-of-range number, an impossible cast) came from the request.
@@ -239,4 +257,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(sa_exc.DataError, _data_error)
     app.add_exception_handler(sa_exc.TimeoutError, _pool_timeout)
+    app.add_exception_handler(ValueError, _value_error)
     app.add_middleware(CatchAllMiddleware)

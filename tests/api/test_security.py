@@ -1079,21 +1079,92 @@ def test_sql_and_cql2_injection(client, world, sec_engine, params):
         assert conn.execute(text("SELECT count(*) FROM users")).scalar() >= 4
 
 
-@pytest.mark.parametrize("path", [
-    "/static/..%2F..%2F..%2Fetc%2Fpasswd",
-    "/static/../../pyproject.toml",
-    "/collections/..%2Fusers/items",
-    "/collections/buildings/items/..%2F..%2Fadmin%2Fusers",
-    "/maps/rasters/..%2F..%2Fetc%2Fpasswd.png",
-    "/collections/buildings/items?f=gpkg&name=../../etc/passwd",
-])
-def test_path_traversal(client, world, path):
+#: (path as sent, its status): separators and dots encoded (``%2F``, ``%5C``
+#: backslash, ``%2E``), NUL (``%00``), aimed at what names a file: the layer
+#: and feature ids of exports, static files, rasters, charts, evidence
+TRAVERSALS = [
+    ("/collections/..%2Fusers/items?f=csv", 404),
+    ("/collections/..%2F..%2F..%2Fetc%2Fpasswd/items?f=gpkg", 404),
+    ("/collections/buildings%2F..%2F..%2Fpyproject.toml/items?f=csv", 404),
+    ("/collections/..%5C..%5Cpyproject.toml/items?f=gpkg", 404),
+    ("/collections/buildings%5C..%5C..%5Cetc/items?f=csv", 404),
+    ("/collections/%2E%2E/items?f=gpkg", 404),
+    ("/collections/buildings%00/items?f=csv", 400),
+    ("/collections/buildings%00.gpkg/items?f=gpkg", 400),
+    ("/collections/buildings/items/..%2F..%2F..%2Fetc%2Fpasswd", 404),
+    ("/collections/buildings/items/..%5C..%5Cpyproject.toml", 404),
+    ("/collections/buildings/items/%2E%2E", 404),
+    ("/collections/buildings/items/1%00", 400),
+    ("/collections/buildings/items?f=csv&district=%00", 400),
+    ("/collections/buildings/items?f=csv&limit=10&filter=district%3D%27%00%27", 400),
+    ("/collections/buildings/items?f=gpkg&address=..%2F..%2Fetc%00", 400),
+    ("/collections/buildings/items?filter=address%20LIKE%20%27%25%00%27", 400),
+    ("/static/..%2F..%2F..%2Fetc%2Fpasswd", 404),
+    ("/static/..%2F..%2Fpyproject.toml", 404),
+    ("/static/..%5C..%5Cpyproject.toml", 404),
+    ("/static/gis%00/maps.js", 400),
+    ("/static/gis/maps.js%00.png", 400),
+    ("/maps/rasters/..%2F..%2Fetc%2Fpasswd.png", 404),
+    ("/maps/rasters/..%5C..%5Cetc.png", 404),
+    ("/maps/rasters/x%00.png", 400),
+    ("/maps/supervision/charts/..%5C..%5Cpyproject.png", 404),
+    ("/supervision/evidence/..%2F..%2F..%2Fetc%2Fpasswd", 404),
+    ("/supervision/evidence/..%5C..%5C..%5Cpyproject.toml", 404),
+    ("/supervision/evidence/" + "ab" * 31 + "%00a", 400),
+]
+
+
+@pytest.mark.parametrize(("path", "status"), TRAVERSALS,
+                         ids=[p for p, _ in TRAVERSALS])
+def test_path_traversal(client, world, path, status):
     r = client.get(path, headers=_headers(world, "admin"))
-    assert r.status_code in (200, 400, 404), r.text
+    assert r.status_code == status, r.text
+    assert r.json()["code"] in ("NotFound", "InvalidParameterValue")
     assert b"root:" not in r.content and b"[project]" not in r.content
-    if r.status_code == 200:  # the gpkg export ignores unknown parameters
-        assert "attachment" in r.headers.get("content-disposition", "")
-        assert "passwd" not in r.headers["content-disposition"]
+    assert "content-disposition" not in r.headers
+
+
+@pytest.mark.parametrize("layer", ["buildings", "rivers", "districts"])
+@pytest.mark.parametrize("fmt", ["csv", "gpkg"])
+def test_export_file_names_are_the_layer_id(client, world, layer, fmt):
+    from email.message import Message
+
+    r = client.get(f"/collections/{layer}/items", params={"f": fmt, "limit": 5},
+                   headers=_headers(world, "admin"))
+    assert r.status_code == 200
+    header = Message()
+    header["content-disposition"] = r.headers["content-disposition"]
+    assert header.get_content_disposition() == "attachment"
+    assert header.get_filename() == f"{layer}.{fmt}"
+
+
+def test_layer_ids_cannot_name_a_path():
+    """Export file names, table names and URLs are built from layer ids."""
+    import re
+
+    from layers import all_layers
+
+    for spec in all_layers():
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", spec.id), spec.id
+
+
+def test_a_nul_in_a_written_value_is_a_400(client, world, sec_engine):
+    with sec_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+    for props in ({"address": "a\x00b"}, {"x\x00": "extra"},
+                  {"note": "extra \x00"}):
+        body = _feature(OWN)
+        body["properties"].update(props)
+        r = client.post("/collections/buildings/items",
+                        headers=_headers(world, "admin"), json=body)
+        assert r.status_code == 400, (props, r.text)
+        assert r.json()["code"] == "InvalidParameterValue"
+    r = client.patch(f"/collections/buildings/items/{world.ids['own']}",
+                     headers=_headers(world, "admin"),
+                     json={"properties": {"address": "\x00"}})
+    assert r.status_code == 400, r.text
+    with sec_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == before
 
 
 def test_oversized_bodies(sec_db, world):
