@@ -334,7 +334,13 @@ def login_submit(
     return response
 
 
-@router.post("/auth/logout", summary="Sign out (forget the cookie)")
+@router.post(
+    "/auth/logout",
+    summary="Sign out (forget the cookie)",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "Signed out: to the sign-in form."}},
+)
 def logout() -> Response:
     response = RedirectResponse("/auth/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")

@@ -19,6 +19,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +54,64 @@ _HTTP_CODES = {
     406: "NotAcceptable",
     503: "ServiceUnavailable",
 }
+
+
+class OgcException(BaseModel):
+    """The body of every error answer (OGC API - Common exception JSON)."""
+
+    code: str
+    description: str
+
+
+_ERROR_TEXT = {
+    400: "A parameter or body is malformed or out of range.",
+    401: "No valid credentials (or credentials refused): sign in, or send a key.",
+    403: "Signed in, but your role may not do this.",
+    404: "No such resource, or it is outside your scope (the same words).",
+    409: "The request conflicts with the current state.",
+    413: "The request body, or the number of features in it, is too large.",
+    429: "Over the request or sign-in budget; retry after `Retry-After` s.",
+    503: "The database is unavailable or the query took too long; retry later.",
+}
+
+#: answers any route may give, from the layers every request passes: the
+#: limits (413, 429), the caller's credentials (401), parameter checks and
+#: the NUL refusal (400), the database (503)
+EVERY_ROUTE = (400, 401, 413, 429, 503)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring these error answers (OGC exception JSON)."""
+    return {
+        status: {"model": OgcException, "description": _ERROR_TEXT[status]}
+        for status in (*EVERY_ROUTE, *statuses)
+    }
+
+
+_OGC_EXCEPTION_REF = "#/components/schemas/OgcException"
+
+
+def ogc_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document as the errors really are: FastAPI documents a 422
+    for every operation with parameters, but a request that does not validate
+    is a 400 here (:func:`_validation_error`), declared by
+    :func:`error_responses`; and every error answer is OGC exception JSON."""
+    body = {"application/json": {"schema": {"$ref": _OGC_EXCEPTION_REF}}}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+            for status, response in responses.items():
+                if status.isdigit() and int(status) in _ERROR_TEXT:
+                    # JSON whatever the route's own media type (an HTML page's
+                    # errors are OGC JSON too)
+                    response["content"] = body
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    return schema
 
 
 def status_for(error: errors.GisServerError) -> int:

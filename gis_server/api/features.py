@@ -454,6 +454,7 @@ _FILTER_DOC = (
             },
             "description": "A page of features (or a CSV / GeoPackage export).",
         },
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
         400: {"description": "A parameter is invalid (OGC exception JSON)."},
         404: {"description": "No such layer."},
     },
