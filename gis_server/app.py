@@ -22,7 +22,8 @@ from gis_server import overrides
 from gis_server.api.admin import router as admin_router
 from gis_server.api.auth import AuthMiddleware
 from gis_server.api.auth import router as auth_router
-from gis_server.api.errors import install_error_handlers
+from gis_server.api.deps import refuse_nul
+from gis_server.api.errors import error_responses, install_error_handlers, ogc_openapi
 from gis_server.api.features import router as features_router
 from gis_server.api.landing import router as landing_router
 from gis_server.api.maps import router as maps_router
@@ -82,7 +83,7 @@ def create_app(
         Depends(APIKeyQuery(name=auth_cfg.api_key_query, auto_error=False)),
     ]
     app = FastAPI(
-        dependencies=security,
+        dependencies=[Depends(refuse_nul), *security],
         title="Guangzhou city supervision GIS server",
         description=(
             "Layers of the city supervision departments (buildings, curtain "
@@ -106,23 +107,30 @@ def create_app(
     # thousands of features are hundreds of KB)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=4)
     install_error_handlers(app)
-    app.include_router(landing_router)
-    app.include_router(auth_router)
-    app.include_router(features_router)
-    app.include_router(writes_router)
-    app.include_router(tiles_router)
-    app.include_router(maps_router)
-    app.include_router(supervision_router)
-    app.include_router(admin_router)
-    app.include_router(settings_router)
+    # each router with the error answers its routes may give (OGC JSON)
+    app.include_router(landing_router, responses=error_responses())
+    app.include_router(auth_router, responses=error_responses())
+    app.include_router(features_router, responses=error_responses(404))
+    app.include_router(writes_router, responses=error_responses(403, 404, 409))
+    app.include_router(tiles_router, responses=error_responses(404))
+    app.include_router(maps_router, responses={**error_responses(404), **SIGN_IN})
+    app.include_router(supervision_router, responses=error_responses(403, 404, 409))
+    app.include_router(admin_router, responses=error_responses(403, 404, 409))
+    app.include_router(settings_router, responses=error_responses(403, 404))
+    _openapi = app.openapi
+    app.openapi = lambda: app.openapi_schema or ogc_openapi(_openapi())
     # outermost last: request log -> limits -> caller -> tile cache (cached
     # tiles skip routing but are still logged, counted and scoped to the caller;
     # refusals of the limits are logged too)
     app.add_middleware(TileCacheMiddleware)
     app.add_middleware(AuthMiddleware, settings=auth_cfg)
-    app.add_middleware(LimitMiddleware, settings=limits_cfg)
+    app.add_middleware(LimitMiddleware, settings=limits_cfg, auth=auth_cfg)
     app.add_middleware(RequestLogMiddleware)  # GIS_LOG_REQUESTS, read per request
     return app
+
+
+#: map pages send callers without credentials to the sign-in form
+SIGN_IN = {303: {"description": "Not signed in: to the sign-in form (`Location`)."}}
 
 
 def _watch_overrides(engine) -> overrides.Watcher:

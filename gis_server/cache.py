@@ -16,6 +16,7 @@ also dropped when the change is heard, to free the memory.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import select
 import threading
@@ -37,6 +38,23 @@ _VERSION_SQL = (
     "SELECT layer_id, version, "
     "(extract(epoch FROM changed_at) * 1000000)::bigint FROM layer_versions"
 )
+
+
+def scoped_tag(tag: str, scope_key: str) -> str:
+    """The version tag of what callers of one scope see of a layer.
+
+    Callers reaching every feature (scope ``all``) share ``tag``; a row scope
+    (``district=天河区``) gets a tag of its own, so that cache entries and
+    ETags of callers with different scopes never meet.
+
+    >>> scoped_tag("12.6450e4df4a000", "all")
+    '12.6450e4df4a000'
+    >>> scoped_tag("12.6450e4df4a000", "district=x")
+    '12.6450e4df4a000~2c2f944ed5'
+    """
+    if scope_key == "all":
+        return tag
+    return f"{tag}~{hashlib.sha1(scope_key.encode()).hexdigest()[:10]}"
 
 
 def version_tag(version: int, changed_at_us: int) -> str:

@@ -8,10 +8,12 @@ client's budget too. It answers, in the OGC exception JSON of the API:
   path -- on ``Content-Length`` before anything is read, and while the body
   streams in, so a chunked body without a length cannot get past;
 - 429 ``TooManyRequests`` with ``Retry-After`` when a client is over its
-  requests per minute (token buckets keyed by the credential presented, else
-  by the client address; a credential the auth layer has not accepted also
-  spends its address's budget of unverified requests). Other responses carry
-  ``RateLimit-Limit`` and ``RateLimit-Remaining``.
+  requests per minute (token buckets keyed by the *account* of the
+  credential presented -- every key and token of one account share one
+  budget, so minting tokens buys nothing -- else by the client address; a
+  credential the auth layer has not accepted yet also spends its address's
+  budget of unverified requests). Other responses carry ``RateLimit-Limit``
+  and ``RateLimit-Remaining``.
 
 :class:`LoginThrottle` refuses logins for a username or an address after
 repeated failures (the login route calls it); :func:`check_feature_count`
@@ -33,24 +35,23 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import parse_qsl
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gis_server.api.auth import COOKIE as SIGN_IN_COOKIE
+from gis_server.api.auth import CredentialReader
 from gis_server.api.errors import ogc_exception
-from gis_server.errors import PayloadTooLarge, TooManyRequests
+from gis_server.auth import tokens
+from gis_server.auth.settings import AuthSettings
+from gis_server.errors import PayloadTooLarge, TooManyRequests, Unauthorized
 
 log = logging.getLogger("gis_server.limits")
 
 MIB = 1024 * 1024
 
 Clock = Callable[[], float]
-
-_COOKIE = f"{SIGN_IN_COOKIE}=".encode()
 
 
 class LimitSettings(BaseSettings):
@@ -186,8 +187,6 @@ class _Bucket:
     tokens: float
     stamp: float
     refused: bool = False
-    #: the credential of this key was accepted by the auth layer
-    verified: bool = False
 
 
 class RateLimiter:
@@ -215,6 +214,10 @@ class RateLimiter:
         self.max_keys = max_keys
         self.clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        #: accepted credential (digest) -> its account's bucket key, at most
+        #: max_keys (least recently used forgotten: its next request is
+        #: unverified once more)
+        self._accounts: OrderedDict[str, str] = OrderedDict()
         self._evicted = 0
         self._last_full_warning = -math.inf
 
@@ -227,16 +230,24 @@ class RateLimiter:
             bucket.tokens + (now - bucket.stamp) * per_minute / 60.0,
         )
 
-    def verified(self, key: str) -> bool:
-        """Whether ``key`` is marked verified (see :meth:`set_verified`)."""
-        bucket = self._buckets.get(key)
-        return bucket is not None and bucket.verified
+    def account_of(self, credential: str) -> str | None:
+        """The bucket key of the account whose credential the auth layer
+        accepted (see :meth:`remember`), or None."""
+        account = self._accounts.get(credential)
+        if account is not None:
+            self._accounts.move_to_end(credential)
+        return account
 
-    def set_verified(self, key: str, verified: bool) -> None:
-        """Mark ``key``'s credential as accepted (or refused) by the auth layer."""
-        bucket = self._buckets.get(key)
-        if bucket is not None:
-            bucket.verified = verified
+    def remember(self, credential: str, account: str) -> None:
+        """The auth layer accepted ``credential`` as ``account``'s."""
+        self._accounts[credential] = account
+        self._accounts.move_to_end(credential)
+        while len(self._accounts) > self.max_keys:
+            self._accounts.popitem(last=False)
+
+    def forget(self, credential: str) -> None:
+        """The auth layer refused ``credential`` (revoked, expired, voided)."""
+        self._accounts.pop(credential, None)
 
     def take(self, key: str, per_minute: int) -> Decision:
         """Take one token from ``key``'s bucket if there is one."""
@@ -315,37 +326,6 @@ def address_key(host: str | None, ipv6_prefix: int = 64) -> str:
     return str(ip)
 
 
-def credential(scope: Scope) -> str | None:
-    """The credential a request presents: API key, bearer token, sign-in cookie.
-
-    In the order :class:`gis_server.api.auth.AuthMiddleware` reads them (the
-    ``X-API-Key`` header or a bearer token, the ``api_key`` query parameter,
-    the map pages' cookie). Only what is presented -- whether it is valid is
-    for the auth layer.
-    """
-    cookies = None
-    for name, value in scope["headers"]:
-        if name == b"x-api-key" and value:
-            return value.decode("latin-1")
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            token = value[7:].strip()
-            if token:
-                return token.decode("latin-1")
-        if name == b"cookie":
-            cookies = value
-    query = scope.get("query_string", b"")
-    if b"api_key=" in query:
-        for name, value in parse_qsl(query.decode("latin-1")):
-            if name == "api_key" and value:
-                return value
-    if cookies and _COOKIE in cookies:
-        for part in cookies.decode("latin-1").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == SIGN_IN_COOKIE and value:
-                return value
-    return None
-
-
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
@@ -379,7 +359,9 @@ class LimitMiddleware:
     from the cache are counted too, and outside the auth middleware, so that
     made-up credentials are throttled before they cost an account lookup.
     After the response it reads the caller the auth middleware left in
-    ``scope["state"]["principal"]`` to learn whether a credential was accepted.
+    ``scope["state"]["principal"]`` to learn whether a credential was accepted
+    and whose it is; from then on the credential's requests are counted on
+    that account's bucket, with no lookup of its own (a dictionary read).
 
     The client address is ``scope["client"]``: behind a reverse proxy, that is
     the proxy unless uvicorn trusts its ``X-Forwarded-For`` (``--proxy-headers``
@@ -392,11 +374,15 @@ class LimitMiddleware:
         app: ASGIApp,
         settings: LimitSettings | None = None,
         *,
+        auth: AuthSettings | None = None,
         limiter: RateLimiter | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.app = app
         self.settings = settings or LimitSettings()
+        self.auth = auth or AuthSettings()
+        # the credential as the auth middleware reads it (the same names)
+        self.credentials = CredentialReader(self.auth)
         if limiter is None:  # not `or`: an empty limiter is falsy (__len__)
             limiter = RateLimiter(self.settings.max_keys, clock)
         self.limiter = limiter
@@ -475,40 +461,69 @@ class LimitMiddleware:
     def _count(self, scope: Scope) -> tuple[Decision, tuple[str, str | None]]:
         """Take a token for the request: (decision, (address key, credential key)).
 
-        A credential the auth layer has not accepted yet (a key's first
-        request, made up, revoked, expired) may not buy a fresh budget: it
-        also takes a token from its address's budget of unverified requests.
+        A credential the auth layer accepted before is counted on its
+        account's bucket. One it has not accepted yet (a key's or a fresh
+        token's first request, made up, revoked, expired) may not buy a
+        budget: it takes a token from its address's budget of unverified
+        requests, and one from its account's bucket if it is a token signed
+        by this server (the ``sub`` claim names the account), else from a
+        bucket of its own; a key's first request is counted on its account
+        once the auth layer has accepted it (:meth:`_judge_credential`).
         """
         s = self.settings
         client = scope.get("client")
         address = address_key(client[0] if client else None, s.ipv6_prefix)
-        secret = credential(scope)
-        if secret is None:
+        found = self.credentials(scope)
+        if found is None:
             key = f"ip:{address}"
             return self.limiter.take(key, s.anonymous_requests_per_minute), (key, None)
-        key = f"key:{_digest(secret)}"
-        if not self.limiter.verified(key):
-            unverified = f"unverified:{address}"
-            decision = self.limiter.take(unverified, s.unverified_requests_per_minute)
-            if not decision.allowed:
-                decision.reason = (
-                    f"More than {decision.limit} requests per minute from this "
-                    "address with credentials not (yet) accepted; retry in "
-                    f"{decision.retry_after} s."
-                )
-                return decision, (unverified, None)
-        return self.limiter.take(key, s.requests_per_minute), (address, key)
+        kind, secret = found
+        credential = f"cred:{_digest(secret)}"
+        account = self.limiter.account_of(credential)
+        if account is not None:
+            decision = self.limiter.take(account, s.requests_per_minute)
+            return decision, (address, credential)
+        unverified = f"unverified:{address}"
+        decision = self.limiter.take(unverified, s.unverified_requests_per_minute)
+        if not decision.allowed:
+            decision.reason = (
+                f"More than {decision.limit} requests per minute from this "
+                "address with credentials not (yet) accepted; retry in "
+                f"{decision.retry_after} s."
+            )
+            return decision, (unverified, None)
+        # a token we signed names its account: a freshly minted one spends the
+        # account's budget from its first request (a key is known once the
+        # auth layer has looked it up)
+        bucket = (self._token_account(secret) if kind != "key" else None) or credential
+        return self.limiter.take(bucket, s.requests_per_minute), (address, credential)
 
-    def _judge_credential(self, scope: Scope, status: int, key: str) -> None:
-        """After the response: did the auth layer accept the credential?
+    def _token_account(self, token: str) -> str | None:
+        """The account bucket of a token signed by this server, else None."""
+        try:
+            claims = tokens.decode(token, self.auth)
+        except Unauthorized:
+            return None
+        return f"account:{claims['sub']}"
 
-        Not when it answered 401, nor when it read the request as anonymous
-        (an expired sign-in cookie); until it does, the key's requests also
-        count against the address's unverified budget.
+    def _judge_credential(self, scope: Scope, status: int, credential: str) -> None:
+        """After the response: whose credential was it, if the auth layer
+        accepted it?
+
+        Not accepted when it answered 401, nor when it read the request as
+        anonymous (an expired sign-in cookie); until it is, the credential's
+        requests also count against the address's unverified budget.
         """
         principal = scope.get("state", {}).get("principal")
-        accepted = status != 401 and not getattr(principal, "anonymous", False)
-        self.limiter.set_verified(key, accepted)
+        if status == 401 or principal is None or principal.anonymous:
+            self.limiter.forget(credential)
+            return
+        account = f"account:{principal.username}"
+        if self.limiter.account_of(credential) != account:
+            self.limiter.remember(credential, account)
+            if principal.via == "key":  # a token's was counted on its account
+                # this first request is the account's too
+                self.limiter.take(account, self.settings.requests_per_minute)
 
     @staticmethod
     async def _refuse(

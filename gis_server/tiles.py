@@ -397,9 +397,12 @@ def tilejson(
     }
 
 
-def layer_bounds_sql(spec: LayerSpec) -> str:
-    """Layer extent in EPSG:4326: the planner's estimate, exact when small."""
+def layer_bounds_sql(spec: LayerSpec, exact: bool = False) -> str:
+    """Layer extent in EPSG:4326: the planner's estimate, exact when small
+    (or when ``exact``: what row-level security lets the caller see)."""
     table = spec.table.replace("'", "''")
+    if exact:
+        return f"SELECT ST_Extent(geom)::box2d::text FROM {_q(spec.table)}"
     return (
         "SELECT coalesce("
         f"(SELECT ST_EstimatedExtent('public', '{table}', 'geom')::geometry), "

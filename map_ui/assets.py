@@ -92,8 +92,11 @@ def localise(root: Element, static_url: str) -> None:
 
 
 def static_file(path: str) -> Path | None:
-    """The file under the static folder for a URL path, or None (no escaping it)."""
+    """The file under the static folder for a URL path, or None (no escaping it,
+    and no NUL, which no file name holds)."""
+    if "\x00" in path:
+        return None
     candidate = (STATIC_DIR / path).resolve()
-    if not candidate.is_file() or STATIC_DIR not in candidate.parents:
+    if STATIC_DIR not in candidate.parents or not candidate.is_file():
         return None
     return candidate

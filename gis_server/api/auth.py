@@ -1,10 +1,11 @@
 """Sign-in: who the caller is, for every request.
 
 :class:`AuthMiddleware` (outside the tile cache, so cached tiles are scoped
-too) reads the credentials of a request -- a bearer token or API key in the
-``Authorization`` header, an API key in ``X-API-Key`` or the ``api_key``
-query parameter (QGIS and GDAL can send one or the other), or the map pages'
-token cookie -- and sets the caller (:class:`Principal`) for the request:
+too) reads the credentials of a request (:class:`CredentialReader`) -- a bearer
+token or API key in the ``Authorization`` header, an API key in
+``X-API-Key`` or the ``api_key`` query parameter (``GIS_AUTH_API_KEY_HEADER``
+and ``GIS_AUTH_API_KEY_QUERY``; QGIS and GDAL can send one or the other), or
+the map pages' token cookie -- and sets the caller (:class:`Principal`) for the request:
 in ``scope["state"]`` for the routes and in the context variable every
 database transaction reads (``gis_server.auth.dbsecurity``). Credentials that
 are presented but wrong are refused (401) rather than treated as anonymous.
@@ -67,33 +68,49 @@ class _AccountCache:
             self._entries.popitem(last=False)
 
 
-def _credentials(scope: Scope, settings: AuthSettings) -> tuple[str, str] | None:
-    """(kind, secret) presented by the request: token, key or cookie."""
-    header_name = settings.api_key_header.lower().encode()
-    cookie = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            kind, _, secret = value.decode("latin-1").partition(" ")
-            if kind.lower() == "bearer" and secret:
-                secret = secret.strip()
-                if secret.startswith(accounts.KEY_PREFIX):
-                    return "key", secret
-                return "token", secret
-        elif name == header_name:
-            return "key", value.decode("latin-1").strip()
-        elif name == b"cookie":
-            for part in value.decode("latin-1").split(";"):
+class CredentialReader:
+    """The credential a request presents: ``(kind, secret)`` or None.
+
+    ``kind`` is ``"token"`` or ``"key"`` (a bearer token, a bearer or header
+    API key, the ``api_key_query`` parameter), else ``"cookie"`` (the pages'
+    sign-in cookie, read last). The header and parameter names are those of
+    :class:`AuthSettings`; the rate limiter reads requests with the same
+    reader, so both see the same credential.
+    """
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.header = settings.api_key_header.lower().encode()
+        self.query = settings.api_key_query
+        self._query_bytes = self.query.encode()
+
+    def __call__(self, scope: Scope) -> tuple[str, str] | None:
+        cookie = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                kind, _, secret = value.decode("latin-1").partition(" ")
+                if kind.lower() == "bearer" and secret:
+                    secret = secret.strip()
+                    if secret.startswith(accounts.KEY_PREFIX):
+                        return "key", secret
+                    return "token", secret
+            elif name == self.header:
+                return "key", value.decode("latin-1").strip()
+            elif name == b"cookie":  # HTTP/2 may split cookies over headers
+                cookie = value if cookie is None else cookie + b"; " + value
+        query = scope.get("query_string", b"")
+        if query and self._query_bytes in query:
+            for k, v in parse_qsl(query.decode("latin-1")):
+                if k == self.query and v:
+                    return "key", v
+        if cookie is not None and _COOKIE_BYTES in cookie:
+            for part in cookie.decode("latin-1").split(";"):
                 k, _, v = part.strip().partition("=")
                 if k == COOKIE and v:
-                    cookie = v
-    query = scope.get("query_string", b"")
-    if query and settings.api_key_query.encode() in query:
-        for k, v in parse_qsl(query.decode("latin-1")):
-            if k == settings.api_key_query and v:
-                return "key", v
-    if cookie:
-        return "cookie", cookie
-    return None
+                    return "cookie", v
+        return None
+
+
+_COOKIE_BYTES = f"{COOKIE}=".encode()
 
 
 class AuthMiddleware:
@@ -103,6 +120,7 @@ class AuthMiddleware:
         self.app = app
         self.settings = settings
         self.cache = _AccountCache(settings.lookup_cache_seconds)
+        self.credentials = CredentialReader(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,7 +146,7 @@ class AuthMiddleware:
             CURRENT.reset(token)
 
     async def _principal(self, scope: Scope) -> Principal:
-        found = _credentials(scope, self.settings)
+        found = self.credentials(scope)
         if found is None:
             return ANONYMOUS
         kind, secret = found
@@ -144,19 +162,23 @@ class AuthMiddleware:
             principal = account.principal("key")
         else:
             try:
-                claims = tokens.decode(secret, self.settings)
+                principal = await self._token_principal(engine, secret, kind)
             except Unauthorized:
                 if kind == "cookie":  # an old cookie: read on as anonymous
                     return ANONYMOUS
                 raise
-            account = await anyio.to_thread.run_sync(
-                _named_account, engine, claims["sub"]
-            )
-            if account is None or account.role != claims.get("role"):
-                raise Unauthorized("the token's account is disabled or changed")
-            principal = account.principal(kind)
         self.cache.put(digest, principal)
         return principal
+
+    async def _token_principal(self, engine, secret: str, kind: str) -> Principal:
+        claims = tokens.decode(secret, self.settings)
+        account = await anyio.to_thread.run_sync(_named_account, engine, claims["sub"])
+        if account is None or account.role != claims.get("role"):
+            raise Unauthorized("the token's account is disabled or changed")
+        if claims.get("ver") != account.token_version:
+            # a new password, or the account was disabled, since it was issued
+            raise Unauthorized("the token is no longer valid; sign in again")
+        return account.principal(kind)
 
 
 def _key_account(engine, key: str) -> accounts.Account | None:
@@ -295,6 +317,8 @@ def login_submit(
                 next=html.escape(target),
             ),
             status_code=401,
+            # a 401 names how to authenticate (RFC 9110 15.5.2), also here
+            headers={"WWW-Authenticate": 'Bearer realm="gis-server"'},
         )
     value, lifetime = tokens.issue(account, settings)
     response = RedirectResponse(target, status_code=303)
@@ -310,7 +334,13 @@ def login_submit(
     return response
 
 
-@router.post("/auth/logout", summary="Sign out (forget the cookie)")
+@router.post(
+    "/auth/logout",
+    summary="Sign out (forget the cookie)",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "Signed out: to the sign-in form."}},
+)
 def logout() -> Response:
     response = RedirectResponse("/auth/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")

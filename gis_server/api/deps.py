@@ -11,6 +11,8 @@ from sqlalchemy import Engine
 
 from gis_server.api.auth import get_principal
 from gis_server.auth import policy
+from gis_server.auth.principal import ANONYMOUS
+from gis_server.auth.settings import AuthSettings
 from gis_server.errors import InvalidBBox, InvalidParameter
 from gis_server.features.config import FeaturesSettings
 from gis_server.features.crs import CRS, SUPPORTED_CRS, bbox_to_wgs84, parse_crs
@@ -19,6 +21,22 @@ from gis_server.settings import ServerSettings
 from layers import LayerSpec, UnknownLayer, get_layer
 
 _CRS_LIST = ", ".join(c.uri for c in SUPPORTED_CRS)
+
+
+def refuse_nul(request: Request) -> None:
+    """A NUL character (``%00``) in the path or query is a 400, for every route.
+
+    No value the server compares or stores can hold one (PostgreSQL text
+    cannot, nor can a file name): refused here, before any query, rather than
+    failing in the database driver -- a 500, or a CSV export broken off after
+    its first line.
+    """
+    scope = request.scope
+    if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+        raise InvalidParameter(
+            "the request's path or query holds a NUL character (%00), which no "
+            "value here can hold"
+        )
 
 
 def get_engine(request: Request) -> Engine:
@@ -56,6 +74,32 @@ def get_collection(
 
 
 LayerDep = Annotated[LayerSpec, Depends(get_collection)]
+
+
+def cache_control(
+    directives: str, spec: LayerSpec, scope: policy.Scope, settings: AuthSettings
+) -> str:
+    """``directives`` (``public, max-age=0, ...``) for an answer about ``spec``
+    to a caller of ``scope``: ``public`` becomes ``private`` unless the answer
+    is anyone's -- the layer readable without signing in and the caller seeing
+    all of it -- so that no shared (proxy) cache keeps what a signed-in or
+    scoped caller was given.
+
+    Examples
+    --------
+    >>> from layers import get_layer
+    >>> cache_control("public, max-age=0", get_layer("buildings"), policy.ALL,
+    ...               AuthSettings(anonymous="off"))
+    'private, max-age=0'
+    >>> cache_control("public, max-age=0", get_layer("buildings"), policy.ALL,
+    ...               AuthSettings(anonymous="read"))
+    'public, max-age=0'
+    """
+    anyones = (
+        scope.kind == "all"
+        and policy.read_scope(ANONYMOUS, spec, settings).kind == "all"
+    )
+    return directives if anyones else directives.replace("public", "private")
 
 
 def base_url(request: Request) -> str:

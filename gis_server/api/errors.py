@@ -3,7 +3,9 @@
 Domain errors (:mod:`gis_server.errors`) map to a status code by class; the body
 is always the OGC exception JSON ``{"code", "description"}``. A lost database
 becomes 503 with ``Retry-After`` (the pool pings connections before use, so
-the service recovers by itself when the database returns). Anything else is
+the service recovers by itself when the database returns); a unique value
+already taken (SQLSTATE 23505) is a 409 and a refusal of the database's
+access policy (42501) a 403. Anything else is
 a 500 logged once, with its traceback; client errors (4xx) are logged at
 DEBUG only -- they are not failures of the server.
 """
@@ -17,6 +19,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +56,64 @@ _HTTP_CODES = {
 }
 
 
+class OgcException(BaseModel):
+    """The body of every error answer (OGC API - Common exception JSON)."""
+
+    code: str
+    description: str
+
+
+_ERROR_TEXT = {
+    400: "A parameter or body is malformed or out of range.",
+    401: "No valid credentials (or credentials refused): sign in, or send a key.",
+    403: "Signed in, but your role may not do this.",
+    404: "No such resource, or it is outside your scope (the same words).",
+    409: "The request conflicts with the current state.",
+    413: "The request body, or the number of features in it, is too large.",
+    429: "Over the request or sign-in budget; retry after `Retry-After` s.",
+    503: "The database is unavailable or the query took too long; retry later.",
+}
+
+#: answers any route may give, from the layers every request passes: the
+#: limits (413, 429), the caller's credentials (401), parameter checks and
+#: the NUL refusal (400), the database (503)
+EVERY_ROUTE = (400, 401, 413, 429, 503)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring these error answers (OGC exception JSON)."""
+    return {
+        status: {"model": OgcException, "description": _ERROR_TEXT[status]}
+        for status in (*EVERY_ROUTE, *statuses)
+    }
+
+
+_OGC_EXCEPTION_REF = "#/components/schemas/OgcException"
+
+
+def ogc_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document as the errors really are: FastAPI documents a 422
+    for every operation with parameters, but a request that does not validate
+    is a 400 here (:func:`_validation_error`), declared by
+    :func:`error_responses`; and every error answer is OGC exception JSON."""
+    body = {"application/json": {"schema": {"$ref": _OGC_EXCEPTION_REF}}}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+            for status, response in responses.items():
+                if status.isdigit() and int(status) in _ERROR_TEXT:
+                    # JSON whatever the route's own media type (an HTML page's
+                    # errors are OGC JSON too)
+                    response["content"] = body
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    return schema
+
+
 def status_for(error: errors.GisServerError) -> int:
     """The HTTP status of a domain error (nearest mapped base class)."""
     for cls in type(error).__mro__:
@@ -85,6 +146,10 @@ def _unavailable(description: str) -> Response:
 def _is_timeout(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
     return getattr(orig, "pgcode", None) == "57014"  # query_canceled
+
+
+def _pgcode(exc: BaseException) -> str | None:
+    return getattr(getattr(exc, "orig", None), "pgcode", None)
 
 
 async def _domain_error(request: Request, exc: errors.GisServerError) -> Response:
@@ -127,12 +192,23 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 async def _database_error(request: Request, exc: sa_exc.DBAPIError) -> Response:
-    if getattr(getattr(exc, "orig", None), "pgcode", None) == "42501":
+    if _pgcode(exc) == "23505":
+        # unique_violation: the request names something that exists already
+        # (routes that expect it say which value); a conflict, not a failure
+        log.info("unique value taken", extra=_request_fields(request))
+        return ogc_exception(
+            409,
+            errors.Conflict.code,
+            "The request conflicts with an existing record: a value that must be "
+            "unique is already taken.",
+        )
+    if _pgcode(exc) == "42501":
         # insufficient_privilege: the database's row-level security or grants
         # refused what the policy module let through -- the caller is refused,
         # and it is worth a look (a route missing a check), hence a warning
-        log.warning("refused by the database's access policy",
-                    extra=_request_fields(request))
+        log.warning(
+            "refused by the database's access policy", extra=_request_fields(request)
+        )
         return ogc_exception(
             403, errors.Forbidden.code, "This is outside what your role may change."
         )
@@ -150,6 +226,24 @@ async def _database_error(request: Request, exc: sa_exc.DBAPIError) -> Response:
         )
         return _unavailable("The database is unavailable; retry shortly.")
     log.error("database error", exc_info=exc, extra=_request_fields(request))
+    return ogc_exception(500, "ServerError", "Internal server error.")
+
+
+#: what psycopg2 raises (a plain ValueError) for a text value holding U+0000
+_NUL_MESSAGE = "cannot contain NUL (0x00) characters"
+
+
+async def _value_error(request: Request, exc: ValueError) -> Response:
+    if _NUL_MESSAGE in str(exc):
+        # a NUL in a body value (query strings are refused before: deps.refuse_nul)
+        log.info("NUL character in a request value", extra=_request_fields(request))
+        return ogc_exception(
+            400,
+            "InvalidParameterValue",
+            "A text value in the request holds a NUL character (U+0000), which "
+            "cannot be stored or compared.",
+        )
+    log.error("unhandled error", exc_info=exc, extra=_request_fields(request))
     return ogc_exception(500, "ServerError", "Internal server error.")
 
 
@@ -222,4 +316,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(sa_exc.DataError, _data_error)
     app.add_exception_handler(sa_exc.TimeoutError, _pool_timeout)
+    app.add_exception_handler(ValueError, _value_error)
     app.add_middleware(CatchAllMiddleware)

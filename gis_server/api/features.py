@@ -26,9 +26,11 @@ from gis_server.api.deps import (
     FormatDep,
     LayerDep,
     PagingDep,
+    cache_control,
 )
 from gis_server.api.html import render_html
 from gis_server.auth import policy
+from gis_server.cache import CachedTile, scoped_tag
 from gis_server.errors import InvalidFilter, InvalidParameter, Unauthorized
 from gis_server.features import models
 from gis_server.features.cql import FILTER_LANGS, parse_filter
@@ -48,6 +50,7 @@ from gis_server.features.query import (
     check_sortby,
     count_matched,
     estimated_extent,
+    exact_extent,
     fetch_feature,
     fetch_page,
     fetch_rows,
@@ -110,7 +113,59 @@ def _url(base: str, request: Request, **changes: Any) -> str:
 # -- collections -------------------------------------------------------------------
 
 
-def _collection(conn: Connection | None, spec: LayerSpec, base: str) -> dict[str, Any]:
+#: Cache-Control of items and features: revalidated on every use (the ETag
+#: makes that a 304), and ``private`` unless the answer is anyone's
+ITEMS_CACHE_CONTROL = "public, max-age=0, must-revalidate"
+PRIVATE_CACHE_CONTROL = ITEMS_CACHE_CONTROL.replace("public", "private")
+
+
+def _read_scope(request: Request, spec: LayerSpec) -> policy.Scope:
+    return policy.read_scope(
+        get_principal(request), spec, request.app.state.auth_settings
+    )
+
+
+def _cache_control(request: Request, spec: LayerSpec) -> str:
+    return cache_control(
+        ITEMS_CACHE_CONTROL,
+        spec,
+        _read_scope(request, spec),
+        request.app.state.auth_settings,
+    )
+
+
+def _extent(
+    conn: Connection, request: Request | None, spec: LayerSpec
+) -> tuple[float, float, float, float] | None:
+    """The layer's bbox as this caller sees it.
+
+    Callers reaching every feature get the planner's estimate; a row scope
+    (a district's buildings) gets the exact extent of its rows, measured on
+    this connection, which row-level security restricts -- an estimate comes
+    from statistics of the whole table -- and kept in the tile cache under the
+    scope's version tag, like the scope's tiles.
+    """
+    scope = _read_scope(request, spec) if request is not None else policy.ALL
+    if scope.kind != "rows":
+        return estimated_extent(conn, spec)
+    service = getattr(request.app.state, "tile_service", None)
+    if service is None or not service.cache.enabled:
+        return exact_extent(conn, spec)
+    key = (spec.id, scoped_tag(service.versions.tag(spec.id), scope.key), "extent")
+    entry = service.cache.get(key)
+    if entry is None:
+        entry = CachedTile(orjson.dumps(exact_extent(conn, spec)), False, 0, False)
+        service.cache.put(key, entry)
+    bbox = orjson.loads(entry.content)
+    return None if bbox is None else tuple(bbox)
+
+
+def _collection(
+    conn: Connection | None,
+    spec: LayerSpec,
+    base: str,
+    request: Request | None = None,
+) -> dict[str, Any]:
     href = f"{base}/collections/{spec.id}"
     fields = temporal_fields(spec)
     doc: dict[str, Any] = {
@@ -163,7 +218,7 @@ def _collection(conn: Connection | None, spec: LayerSpec, base: str) -> dict[str
     }
     if conn is not None:
         extent: dict[str, Any] = {}
-        bbox = estimated_extent(conn, spec)
+        bbox = _extent(conn, request, spec)
         if bbox is not None:
             extent["spatial"] = {"bbox": [list(bbox)], "crs": DEFAULT_CRS.uri}
         interval = temporal_extent(conn, spec, fields[0])
@@ -197,7 +252,7 @@ def collections(
     if not readable and principal.anonymous:
         raise Unauthorized("sign in to list the collections")
     with engine.connect() as conn:
-        docs = [_collection(conn, spec, base) for spec in readable]
+        docs = [_collection(conn, spec, base, request) for spec in readable]
     body = {
         "links": [
             _link(f"{base}/collections", "self", JSON, "Collections"),
@@ -209,7 +264,15 @@ def collections(
     }
     if fmt == "html":
         return render_html(request, "collections.html", body, title="Collections")
-    return _json(body)
+    # the list (and its extents) is the caller's: no shared cache keeps it
+    # unless every listed collection is anyone's
+    shared = all(
+        _cache_control(request, spec) == ITEMS_CACHE_CONTROL for spec in readable
+    )
+    return _json(
+        body,
+        **{"Cache-Control": ITEMS_CACHE_CONTROL if shared else PRIVATE_CACHE_CONTROL},
+    )
 
 
 @router.get(
@@ -228,10 +291,10 @@ def collection(
     """Description, extent and links of one layer."""
     _json_or_html(fmt)
     with engine.connect() as conn:
-        doc = _collection(conn, spec, base)
+        doc = _collection(conn, spec, base, request)
     if fmt == "html":
         return render_html(request, "collection.html", doc, title=doc["title"])
-    return _json(doc)
+    return _json(doc, **{"Cache-Control": _cache_control(request, spec)})
 
 
 @router.get(
@@ -356,9 +419,7 @@ def _version_etag(request: Request, spec: LayerSpec, fmt: str) -> str | None:
     scope = policy.read_scope(
         get_principal(request), spec, request.app.state.auth_settings
     )
-    digest = hashlib.sha1(
-        f"{fmt} {request.url} {scope.key}".encode()
-    ).hexdigest()[:12]
+    digest = hashlib.sha1(f"{fmt} {request.url} {scope.key}".encode()).hexdigest()[:12]
     return f'W/"{spec.id}-{tag}-{digest}"'
 
 
@@ -393,6 +454,7 @@ _FILTER_DOC = (
             },
             "description": "A page of features (or a CSV / GeoPackage export).",
         },
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
         400: {"description": "A parameter is invalid (OGC exception JSON)."},
         404: {"description": "No such layer."},
     },
@@ -466,12 +528,15 @@ def items(
         filter_lang=filter_lang,
         filter_crs=filter_crs,
     )
+    cache = _cache_control(request, spec)
     if export:
-        return _export(engine, query, fmt, settings, explicit_limit=bool(paging.limit))
+        return _export(
+            engine, query, fmt, settings, explicit_limit=bool(paging.limit), cache=cache
+        )
 
     etag = _version_etag(request, spec, fmt)
     if _not_modified(request, etag):
-        return Response(status_code=304, headers={"ETag": etag})
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
     with engine.connect() as conn:
         estimate, candidates = bbox_candidates(conn, query)
         if fmt == "html":
@@ -523,7 +588,7 @@ def items(
         "numberReturned": returned,
         "links": links,
     }
-    headers = {"Content-Crs": f"<{crs.uri}>", "Vary": "Accept"}
+    headers = {"Content-Crs": f"<{crs.uri}>", "Vary": "Accept", "Cache-Control": cache}
     if etag:
         headers["ETag"] = etag
     if fmt == "html":
@@ -542,7 +607,13 @@ def items(
 
 
 def _export(
-    engine: Any, query: ItemsQuery, fmt: str, settings: Any, *, explicit_limit: bool
+    engine: Any,
+    query: ItemsQuery,
+    fmt: str,
+    settings: Any,
+    *,
+    explicit_limit: bool,
+    cache: str,
 ) -> Response:
     if not explicit_limit:
         with engine.connect() as conn:
@@ -553,7 +624,7 @@ def _export(
                 f"maximum of {settings.export_max_features}; narrow it with bbox or "
                 "filter, or page through it with limit and offset"
             )
-    headers = {"Content-Crs": f"<{query.crs.uri}>"}
+    headers = {"Content-Crs": f"<{query.crs.uri}>", "Cache-Control": cache}
     if fmt == "csv":
         headers["Content-Disposition"] = f'attachment; filename="{query.spec.id}.csv"'
         return StreamingResponse(
@@ -602,7 +673,10 @@ def item(
     ]
     with engine.connect() as conn:
         text = fetch_feature(conn, spec, feature_id, crs, settings.coordinate_precision)
-    headers = {"Content-Crs": f"<{crs.uri}>"}
+    headers = {
+        "Content-Crs": f"<{crs.uri}>",
+        "Cache-Control": _cache_control(request, spec),
+    }
     if fmt == "html":
         feature = orjson.loads(text)
         feature["links"] = links

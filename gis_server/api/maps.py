@@ -223,8 +223,11 @@ def supervision(
                                                         "construction_sites")))
 
 
-@router.get("/maps/supervision/charts/{name}.png",
-            summary="A supervision chart as a PNG")
+PNG = {200: {"content": {"image/png": {}}, "description": "The image."}}
+
+
+@router.get("/maps/supervision/charts/{name}.png", response_class=Response,
+            responses=PNG, summary="A supervision chart as a PNG")
 def supervision_chart(
     request: Request,
     name: str,
@@ -276,7 +279,8 @@ def supervision_chart(
                     headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/maps/rasters/{name}.png", summary="A registered raster as a PNG overlay")
+@router.get("/maps/rasters/{name}.png", response_class=Response, responses=PNG,
+            summary="A registered raster as a PNG overlay")
 def raster_overlay(request: Request, name: str, engine: EngineDep) -> Response:
     """The raster warped to Web Mercator and coloured, for the analyst map."""
     from map_ui.rasters import raster_png

@@ -33,9 +33,10 @@ except ImportError:  # pragma: no cover - falls back to zlib
 
 from gis_server import tiles
 from gis_server.api.auth import get_principal
+from gis_server.api.deps import cache_control
 from gis_server.auth import dbsecurity, policy
 from gis_server.auth.principal import ANONYMOUS, CURRENT
-from gis_server.cache import CachedTile, LayerVersions, TileCache
+from gis_server.cache import CachedTile, LayerVersions, TileCache, scoped_tag
 from gis_server.errors import DatabaseUnavailable, InvalidParameter, NotFound
 from gis_server.settings import DatabaseSettings, TileSettings, database_settings
 from layers import LayerSpec, UnknownLayer, get_layer
@@ -83,9 +84,6 @@ class TileService:
         self.versions = LayerVersions(dsn, listen=settings.listen)
         self.versions.on_change(self._changed)
         self._inflight: dict[tuple, asyncio.Future] = {}
-        #: whether anyone may read every layer (GIS_AUTH_ANONYMOUS=read): only
-        #: then may shared caches keep tiles
-        self.public = False
         #: settings that change tile content take part in every ETag
         shape = settings.model_dump(
             include={
@@ -243,8 +241,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     engine = tile_engine(db)
     service = TileService(engine, settings)
-    auth = getattr(app.state, "auth_settings", None)
-    service.public = auth is not None and auth.anonymous == "read"
     service.start()
     app.state.tile_service = service
     try:
@@ -269,28 +265,38 @@ def _layer(request: Request, collection_id: str) -> LayerSpec:
         spec = get_layer(collection_id)
     except UnknownLayer:
         raise policy.not_found(collection_id) from None
-    policy.require_read(
-        get_principal(request), spec, request.app.state.auth_settings
-    )
+    policy.require_read(get_principal(request), spec, request.app.state.auth_settings)
     return spec
 
 
-def _scoped_tag(tag: str, scope: policy.Scope) -> str:
-    """The data-version tag of what this scope sees: caches and ETags of
-    callers with different scopes never meet."""
-    if scope.kind == "all":
-        return tag
-    return f"{tag}~{hashlib.sha1(scope.key.encode()).hexdigest()[:10]}"
+def _caller_scope(request_scope: Scope, spec: LayerSpec) -> policy.Scope:
+    """The read scope of this request's caller on ``spec``."""
+    principal = request_scope.get("state", {}).get("principal", ANONYMOUS)
+    settings = request_scope["app"].state.auth_settings
+    return policy.read_scope(principal, spec, settings)
 
 
 def _caller_tag(request_scope: Scope, spec: LayerSpec, tag: str) -> str | None:
     """``tag`` for the caller of this request; None when they may not read."""
-    principal = request_scope.get("state", {}).get("principal", ANONYMOUS)
-    settings = request_scope["app"].state.auth_settings
-    scope = policy.read_scope(principal, spec, settings)
+    scope = _caller_scope(request_scope, spec)
     if scope.kind == "none":
         return None
-    return _scoped_tag(tag, scope)
+    return scoped_tag(tag, scope.key)
+
+
+def _cache_control(
+    service: TileService, request_scope: Scope, spec: LayerSpec, tag: str
+) -> str:
+    """Cache-Control of a tile or TileJSON: ``private`` unless it is anyone's
+    (a layer readable without signing in, the caller seeing all of it)."""
+    if "~" in tag:  # a row scope's own version
+        return service.settings.cache_control.replace("public", "private")
+    return cache_control(
+        service.settings.cache_control,
+        spec,
+        policy.ALL,
+        request_scope["app"].state.auth_settings,
+    )
 
 
 def _check_tms(tile_matrix_set_id: str) -> None:
@@ -333,12 +339,9 @@ def _reply(
     fmt: str,
     accepts_gzip: bool,
     hit: bool,
+    cache_control: str,
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of a tile answer (``entry`` None: a 304)."""
-    cache_control = service.settings.cache_control
-    if "~" in etag or not service.public:
-        # a tile only signed-in callers see: no shared (proxy) cache may keep it
-        cache_control = cache_control.replace("public", "private")
     headers = {
         "etag": etag,
         "cache-control": cache_control,
@@ -377,7 +380,13 @@ async def _tile_response(
     if not _etag_matches(request.headers.get("if-none-match"), etag):
         entry, hit = await service.tile(spec, tile, fmt, tag)
     status, headers, body = _reply(
-        service, etag, entry, fmt, _accepts_gzip(request), hit
+        service,
+        etag,
+        entry,
+        fmt,
+        _accepts_gzip(request),
+        hit,
+        _cache_control(service, request.scope, spec, tag),
     )
     return Response(body, status_code=status, headers=headers)
 
@@ -451,9 +460,10 @@ class TileCacheMiddleware:
         if fmt is None or tag is None:
             return None
         try:
-            tag = _caller_tag(scope, get_layer(layer_id), tag)
+            spec = get_layer(layer_id)
         except UnknownLayer:
             return None
+        tag = _caller_tag(scope, spec, tag)
         if tag is None:
             return None  # not readable: the route answers 401/404
         tile = tiles.Tile(int(z), int(x), int(y))
@@ -469,7 +479,15 @@ class TileCacheMiddleware:
             return None  # a 304 for an uncached tile is left to the checked route
         if _etag_matches(inm, etag):
             entry = None
-        return _reply(service, etag, entry, fmt, bool(gzip_ok), True)
+        return _reply(
+            service,
+            etag,
+            entry,
+            fmt,
+            bool(gzip_ok),
+            True,
+            _cache_control(service, scope, spec, tag),
+        )
 
 
 def _format(f: str | None, default: str = "mvt") -> str:
@@ -647,28 +665,43 @@ async def _tilejson(
 ) -> JSONResponse:
     service = _service(request)
     spec = _layer(request, collection_id)
-    tag = await service.version_tag(spec.id)
+    scope = _caller_scope(request.scope, spec)
+    # the bounds of what this caller sees, cached per scope like tiles
+    tag = scoped_tag(await service.version_tag(spec.id), scope.key)
     key = (spec.id, tag, "bounds")
     entry = service.cache.get(key) if service.cache.enabled else None
     if entry is None:
-        text = await run_in_threadpool(_bounds, service.engine, spec)
+        text = await run_in_threadpool(
+            _bounds, service.engine, spec, scope.kind == "rows"
+        )
         entry = CachedTile((text or "").encode(), False, 0, False)
         if service.cache.enabled:
             service.cache.put(key, entry)
     bounds = tiles.parse_box2d(entry.content.decode() or None)
     return JSONResponse(
         tiles.tilejson(spec, service.settings, template, bounds),
-        headers={"Cache-Control": service.settings.cache_control},
+        headers={"Cache-Control": _cache_control(service, request.scope, spec, tag)},
     )
 
 
-def _bounds(engine: Engine, spec: LayerSpec) -> str | None:
+def _bounds(engine: Engine, spec: LayerSpec, scoped: bool) -> str | None:
+    """The layer's bounds: the planner's estimate for callers seeing every
+    feature; for a row scope the exact extent of its rows, measured under the
+    caller's database role (an estimate comes from statistics of the whole
+    table, which row-level security does not filter)."""
     conn = engine.raw_connection()
     try:
         with conn.cursor() as cur:
-            cur.execute(tiles.layer_bounds_sql(spec))
-            row = cur.fetchone()
-        conn.commit()
+            # the pool is autocommit: SET LOCAL ROLE needs a transaction, ended
+            # here whatever happens (the pool does not reset connections)
+            cur.execute("BEGIN")
+            try:
+                if scoped:
+                    dbsecurity.apply_scope(conn, CURRENT.get())
+                cur.execute(tiles.layer_bounds_sql(spec, exact=scoped))
+                row = cur.fetchone()
+            finally:
+                cur.execute("ROLLBACK")  # read only: nothing to keep
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         conn.invalidate()
         raise DatabaseUnavailable("the database is unavailable; retry shortly") from exc

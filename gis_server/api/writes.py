@@ -26,13 +26,14 @@ import shapely
 from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import exc as sa_exc
 
 from gis_server import audit
 from gis_server.api.auth import WriterDep
 from gis_server.api.deps import BaseUrlDep, EngineDep, LayerDep
 from gis_server.auth import policy
 from gis_server.auth.principal import Principal
-from gis_server.errors import FeatureNotFound, Forbidden, InvalidParameter
+from gis_server.errors import Conflict, FeatureNotFound, Forbidden, InvalidParameter
 from gis_server.limits import check_feature_count
 from ingest.fields import CoercionError, coerce, jsonable, map_fields
 from ingest.geometry import REJECTED, REPAIRED, check_geometries
@@ -147,6 +148,27 @@ def _row_json(conn: Connection, spec: LayerSpec, fid: int) -> dict[str, Any] | N
     return out
 
 
+#: SQLSTATE of a unique violation
+UNIQUE_VIOLATION = "23505"
+
+
+def _source_id(feature: dict[str, Any], where: str) -> str:
+    """The client's ``id`` of a new feature (a string or an integer, as GeoJSON
+    has it; floats, objects and booleans are refused), or a fresh UUID."""
+    value = feature.get("id")
+    if value is None:
+        return str(uuid.uuid4())
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidParameter(
+            f"{where}: id must be a string or an integer, not "
+            f"{type(value).__name__} {orjson.dumps(value).decode()[:40]}"
+        )
+    text = str(value)
+    if not text.strip():
+        raise InvalidParameter(f"{where}: id is empty; leave it out for a new one")
+    return text
+
+
 def _fid(spec: LayerSpec, feature_id: str) -> int:
     try:
         fid = int(feature_id)
@@ -205,13 +227,12 @@ def create_items(
             values[scope.column] = scope.value  # a district officer's own district
         _check_scope(scope, values, spec)
         geom, note = _geometry(spec, feature, where)
-        source_id = str(feature.get("id") or uuid.uuid4())
-        prepared.append((source_id, values, extra, geom, note))
+        prepared.append((where, _source_id(feature, where), values, extra, geom, note))
     actor = _actor(request, principal)
     created = []
     with engine.begin() as conn:
-        for source_id, values, extra, geom, note in prepared:
-            fid = conn.execute(
+        for where, source_id, values, extra, geom, note in prepared:
+            statement = (
                 insert(table)
                 .values(
                     source="api",
@@ -220,7 +241,19 @@ def create_items(
                     **_write_columns(values, extra, geom),
                 )
                 .returning(table.c.id)
-            ).scalar_one()
+            )
+            try:
+                fid = conn.execute(statement).scalar_one()
+            except sa_exc.IntegrityError as exc:
+                if getattr(exc.orig, "pgcode", None) != UNIQUE_VIOLATION:
+                    raise
+                # the same words whoever holds the id, in the caller's scope or
+                # not. NOTE: that a 409 comes at all tells a scoped caller the id
+                # is taken somewhere: client ids share one namespace per layer
+                raise Conflict(
+                    f"{where}: id {source_id!r} is already taken in {spec.id}; "
+                    "choose another id, or leave id out for a new one"
+                ) from exc
             after = _row_json(conn, spec, fid)
             audit.record(
                 conn,

@@ -30,6 +30,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Integer,
     Table,
     Text,
     func,
@@ -56,6 +57,9 @@ users = Table(
     Column("chief_id", Text),
     Column("display_name", Text),
     Column("disabled", Boolean, nullable=False, server_default="false"),
+    #: raised when the password changes or the account is disabled; tokens
+    #: carry the value they were issued with, and an older one is refused
+    Column("token_version", Integer, nullable=False, server_default="0"),
     Column(
         "created_at", DateTime(timezone=True), nullable=False, server_default=func.now()
     ),
@@ -103,6 +107,8 @@ class Account:
     district: str | None
     chief_id: str | None
     disabled: bool
+    #: the tokens of this account that are still good carry this number
+    token_version: int = 0
 
     def principal(self, via: str) -> Principal:
         return Principal(
@@ -112,7 +118,13 @@ class Account:
 
 def _account(row: Any) -> Account:
     return Account(
-        row.id, row.username, row.role, row.district, row.chief_id, row.disabled
+        row.id,
+        row.username,
+        row.role,
+        row.district,
+        row.chief_id,
+        row.disabled,
+        row.token_version,
     )
 
 
@@ -279,6 +291,9 @@ def update_user(conn: Connection, username: str, **changes: Any) -> Account:
             chief_id=values["chief_id"],
             display_name=changes.get("display_name", row.display_name),
             disabled=disabled,
+            # disabling voids the tokens issued before, so that enabling the
+            # account again does not bring them back
+            token_version=users.c.token_version + int(disabled and not row.disabled),
         )
         .returning(*users.c)
     ).one()
@@ -304,12 +319,16 @@ def set_disabled(conn: Connection, username: str, disabled: bool = True) -> Acco
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
+    """A new password; the tokens issued before it stop working."""
     check_password_rules(password)
     get_user(conn, username)
     conn.execute(
         update(users)
         .where(users.c.username == username)
-        .values(password_hash=hash_password(password))
+        .values(
+            password_hash=hash_password(password),
+            token_version=users.c.token_version + 1,
+        )
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,8 +61,9 @@ class AuthSettings(BaseSettings):
         default=10.0,
         ge=0,
         description=(
-            "How long a verified key or token's account is remembered; a "
-            "disabled account or revoked key stops working within this time."
+            "How long a verified key or token's account is remembered: a "
+            "disabled account, a revoked key, and the tokens issued before a "
+            "password change stop working within this time (per process)."
         ),
     )
 
@@ -81,10 +83,13 @@ class AuthSettings(BaseSettings):
             # created once, atomically: several workers starting together must
             # agree on one key (the first link wins, the others read it)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            # mkstemp opens the file 0600 (O_CREAT | O_EXCL): the key is never
+            # readable by others, not even between writing and a chmod
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            tmp = Path(name)
             try:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
                 os.link(tmp, path)
             except FileExistsError:
                 pass

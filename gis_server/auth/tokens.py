@@ -3,8 +3,11 @@
 ``POST /auth/token`` (the OAuth2 password flow FastAPI's security tools
 speak) returns one; it carries the user name and role, expires after
 ``GIS_AUTH_TOKEN_MINUTES``, and is checked for signature, expiry and issuer
-on every request. The account is looked up again (cached a few seconds), so a
-disabled account stops working before its token expires.
+on every request. The account is looked up again (cached for
+``GIS_AUTH_LOOKUP_CACHE_SECONDS``), and the token's ``ver`` claim must equal
+the account's ``token_version``, which a new password or disabling the account
+raises: so the tokens issued before stop working, within that cache time, and
+do not come back when a disabled account is enabled again.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def issue(account: Account, settings: AuthSettings) -> tuple[str, int]:
     claims = {
         "sub": account.username,
         "role": account.role,
+        "ver": account.token_version,
         "iss": settings.issuer,
         "iat": now,
         "exp": now + dt.timedelta(seconds=lifetime),
@@ -43,7 +47,7 @@ def decode(token: str, settings: AuthSettings) -> dict[str, Any]:
             settings.signing_key(),
             algorithms=[ALGORITHM],
             issuer=settings.issuer,
-            options={"require": ["exp", "sub", "iss"]},
+            options={"require": ["exp", "iat", "sub", "iss"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired; sign in again") from None

@@ -450,6 +450,14 @@ def estimated_extent(
     ).scalar_one()
     if rows > small_table_rows:
         return None
+    return exact_extent(conn, spec)
+
+
+def exact_extent(
+    conn: Connection, spec: LayerSpec
+) -> tuple[float, float, float, float] | None:
+    """The bbox of the layer's rows the connection sees (row-level security
+    applies, unlike to ``ST_EstimatedExtent``'s statistics of the whole table)."""
     sub = select(func.ST_Extent(table_for(spec.id).c.geom).label("e")).subquery()
     extent = conn.execute(
         select(

@@ -73,6 +73,29 @@ def test_server_error_logged_once_with_traceback(api_db_settings, caplog):
     assert errors[0].name == "gis_server.api.errors"
 
 
+def test_a_unique_value_taken_is_a_409(api_db_settings, caplog):
+    """Any unique violation reaching the central handler is a conflict."""
+    from sqlalchemy import text
+
+    from gis_server.auth import dbsecurity
+
+    app = make_app(api_db_settings)
+
+    @app.post("/twice")
+    def twice(request: Request) -> None:
+        with dbsecurity.as_server(), request.app.state.engine.begin() as conn:
+            conn.execute(text("CREATE TEMP TABLE once (v int UNIQUE)"))
+            conn.execute(text("INSERT INTO once VALUES (1), (1)"))
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        with caplog.at_level(logging.INFO):
+            r = test_client.post("/twice")
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "Conflict"
+    assert "once" not in r.json()["description"]
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
 class _Forwarder:
     """A TCP port that forwards to PostgreSQL while switched on.
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 from fastapi import Body, FastAPI, Request
@@ -38,6 +39,7 @@ from gis_server.settings import DatabaseSettings, ServerSettings
 UPLOADS = "/test-uploads/"
 AUTH = AuthSettings(secret_key="limits-test-signing-key-0123456789abcdef")
 USER, PASSWORD = "limits-tester", "limits-pass-123"
+OTHER_USER = "limits-other"
 
 
 class FakeClock:
@@ -71,10 +73,11 @@ def limited_app(
     limits: LimitSettings,
     clock: FakeClock,
     limiter: RateLimiter | None = None,
+    auth: AuthSettings = AUTH,
 ) -> FastAPI:
     """The real app with these limits and clock, plus a few body-reading routes."""
     app = create_app(
-        db=db, server=ServerSettings(log_requests=False), auth=AUTH, limits=limits
+        db=db, server=ServerSettings(log_requests=False), auth=auth, limits=limits
     )
     entry = next(m for m in app.user_middleware if m.cls is LimitMiddleware)
     entry.kwargs.update(clock=clock, limiter=limiter)
@@ -99,17 +102,41 @@ def limited_app(
 
 
 @pytest.fixture(scope="module")
-def creds(api_engine) -> dict[str, str]:
-    """A real account with two API keys and a bearer token."""
+def creds(api_engine) -> dict:
+    """A real account with two API keys and a bearer token, and another
+    account with a key."""
     with api_engine.begin() as conn:
-        try:
-            account = accounts.add_user(conn, USER, "analyst", PASSWORD)
-        except Conflict:  # a rerun on a kept database
-            account = accounts.get_user(conn, USER)
+        for user in (USER, OTHER_USER):
+            try:
+                accounts.add_user(conn, user, "analyst", PASSWORD)
+            except Conflict:  # a rerun on a kept database
+                pass
+        account = accounts.get_user(conn, USER)
         key_a = accounts.create_key(conn, USER, "limits-a")
         key_b = accounts.create_key(conn, USER, "limits-b")
+        other = accounts.create_key(conn, OTHER_USER, "limits-other")
     token, _ = tokens.issue(account, AUTH)
-    return {"a": key_a, "b": key_b, "token": token}
+    return {
+        "a": key_a,
+        "b": key_b,
+        "token": token,
+        "other": other,
+        "version": account.token_version,
+    }
+
+
+def minted_token(version: int, n: int) -> str:
+    """USER's ``n``-th freshly minted token (issued ``n`` seconds apart)."""
+    now = int(time.time())
+    claims = {
+        "sub": USER,
+        "role": "analyst",
+        "ver": version,
+        "iss": AUTH.issuer,
+        "iat": now - n,
+        "exp": now + 600,
+    }
+    return jwt.encode(claims, AUTH.signing_key(), algorithm=tokens.ALGORITHM)
 
 
 @pytest.fixture
@@ -249,8 +276,8 @@ def test_429_with_retry_after_after_the_budget(make_client):
     assert client.get("/no/such/route").status_code == 429
 
 
-def test_each_credential_has_its_own_budget(make_client, creds):
-    client = make_client()
+def test_keys_and_tokens_of_one_account_share_its_budget(make_client, creds):
+    client = make_client(small_limits(unverified_requests_per_minute=10))
     key_a = {"X-API-Key": creds["a"]}
     for remaining in range(5, -1, -1):
         r = client.get("/conformance", headers=key_a)
@@ -261,17 +288,55 @@ def test_each_credential_has_its_own_budget(make_client, creds):
     assert client.get("/conformance", params={"api_key": creds["a"]}).status_code == 429
     bearer_a = {"Authorization": f"Bearer {creds['a']}"}
     assert client.get("/conformance", headers=bearer_a).status_code == 429
-    r = client.get("/conformance", headers={"X-API-Key": creds["b"]})
-    assert r.status_code == 200 and r.headers["ratelimit-remaining"] == "5"
-    r = client.get(
-        "/conformance", headers={"Authorization": f"Bearer {creds['token']}"}
-    )
+    # a token of the account names it: the account's spent budget at once
+    bearer = {"Authorization": f"Bearer {creds['token']}"}
+    assert client.get("/conformance", headers=bearer).status_code == 429
+    # another key of the account: its first request on the address's budget
+    # of unverified requests (its account is not known before it is looked
+    # up), then the account's spent budget
+    key_b = {"X-API-Key": creds["b"]}
+    assert client.get("/conformance", headers=key_b).status_code == 200
+    assert client.get("/conformance", headers=key_b).status_code == 429
+    # another account has a budget of its own
+    r = client.get("/conformance", headers={"X-API-Key": creds["other"]})
     assert r.status_code == 200 and r.headers["ratelimit-limit"] == "6"
     # without a credential: the address's (smaller) budget, untouched so far
     r = client.get("/conformance")
     assert r.status_code == 200
     assert r.headers["ratelimit-limit"] == "3"
     assert r.headers["ratelimit-remaining"] == "2"
+
+
+def test_minting_tokens_buys_no_budget(make_client, creds):
+    """Fresh tokens of one account: no fresh budgets, one account's in all."""
+    client = make_client(small_limits(unverified_requests_per_minute=100))
+    passed = 0
+    for n in range(5):
+        bearer = {"Authorization": f"Bearer {minted_token(creds['version'], n)}"}
+        passed += sum(
+            client.get("/conformance", headers=bearer).status_code == 200
+            for _ in range(4)
+        )
+    # the account's 6, however many tokens it holds (20 requests were sent)
+    assert passed == 6
+
+
+def test_the_configured_credential_names_are_read(api_db_settings, clock, creds):
+    """GIS_AUTH_API_KEY_HEADER / _QUERY: the limiter reads what auth reads."""
+    auth = AuthSettings(
+        secret_key=AUTH.secret_key, api_key_header="X-GIS-Key", api_key_query="key"
+    )
+    app = limited_app(api_db_settings, small_limits(), clock, auth=auth)
+    with TestClient(app) as client:
+        r = client.get("/conformance", headers={"X-GIS-Key": creds["a"]})
+        assert r.status_code == 200 and r.headers["ratelimit-limit"] == "6"
+        r = client.get("/conformance", params={"key": creds["a"]})
+        assert r.status_code == 200 and r.headers["ratelimit-remaining"] == "4"
+        # the default names are no credential here: anonymous, by address
+        r = client.get("/conformance", headers={"X-API-Key": creds["a"]})
+        assert r.status_code == 200 and r.headers["ratelimit-limit"] == "3"
+        r = client.get("/conformance", params={"api_key": creds["a"]})
+        assert r.status_code == 200 and r.headers["ratelimit-remaining"] == "1"
 
 
 def test_each_address_has_its_own_budget(api_db_settings, clock):
@@ -346,7 +411,7 @@ def test_made_up_credentials_cannot_buy_fresh_budgets(make_client, clock, creds)
     assert client.get("/conformance", headers=key_a).status_code == 429
     clock.advance(20)
     assert client.get("/conformance", headers=key_a).status_code == 200
-    # ... then, accepted, it has its own budget while the guesses stay refused
+    # ... then, accepted, its account's budget while the guesses stay refused
     for _ in range(5):
         assert client.get("/conformance", headers=key_a).status_code == 200
     r = client.get("/conformance", headers={"X-API-Key": "guess-again"})
