@@ -103,6 +103,8 @@ class AuthMiddleware:
         self.app = app
         self.settings = settings
         self.cache = _AccountCache(settings.lookup_cache_seconds)
+        #: callers without credentials (with the layers anyone may read)
+        self.anonymous = policy.anonymous_principal(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,7 +132,7 @@ class AuthMiddleware:
     async def _principal(self, scope: Scope) -> Principal:
         found = _credentials(scope, self.settings)
         if found is None:
-            return ANONYMOUS
+            return self.anonymous
         kind, secret = found
         digest = hashlib.sha256(f"{kind}:{secret}".encode()).hexdigest()
         cached = self.cache.get(digest)
@@ -147,7 +149,7 @@ class AuthMiddleware:
                 claims = tokens.decode(secret, self.settings)
             except Unauthorized:
                 if kind == "cookie":  # an old cookie: read on as anonymous
-                    return ANONYMOUS
+                    return self.anonymous
                 raise
             account = await anyio.to_thread.run_sync(
                 _named_account, engine, claims["sub"]

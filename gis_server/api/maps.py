@@ -78,6 +78,15 @@ def _check_trend_subject(request: Request, engine, *, building: str | None,
             raise NotFound("no such chart")
 
 
+def _whole_grid(request: Request) -> bool:
+    """Whether the caller reads every cell of the risk grid (the rasters,
+    among them the composite risk surface, are city-wide)."""
+    scope = policy.read_scope(
+        get_principal(request), get_layer("risk_grid"), request.app.state.auth_settings
+    )
+    return scope.kind == "all"
+
+
 def readable_ids(request: Request) -> set[str]:
     """Ids of the layers the caller may read (pages leave the others out)."""
     return {
@@ -180,7 +189,8 @@ def analyst(
     settings = map_settings(request)
     return _page(analyst_page(engine, settings, parse_lang(lang, settings.default_lang),
                               json_limit=features.max_limit,
-                              visible=readable_ids(request)))
+                              visible=readable_ids(request),
+                              rasters=_whole_grid(request)))
 
 
 SupervisionDomain = Annotated[str | None, Query(
@@ -254,6 +264,8 @@ def raster_overlay(request: Request, name: str, engine: EngineDep) -> Response:
 
     if (gate := _gate(request, "risk_grid")) is not None:
         return gate
+    if not _whole_grid(request):  # the composite raster covers the whole city
+        raise NotFound("no such raster")
     return Response(raster_png(engine, name), media_type="image/png",
                     headers={"Cache-Control": "no-cache"})
 

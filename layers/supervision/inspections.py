@@ -58,6 +58,8 @@ INSPECTION_CHECKLISTS = register_feed(
         key=("stage", "item_code"),
         required=("item",),
         domain="inspections",
+        # reference data: whoever reads construction sites reads the checklists
+        readers=("construction_sites", "any"),
     )
 )
 
@@ -128,6 +130,7 @@ INSPECTION_PROBLEMS = register_feed(
         key=("inspection_id", "problem_no"),
         required=("description",),
         domain="inspections",
+        parent=("inspections", "inspection_id"),
     )
 )
 

@@ -318,6 +318,9 @@ ENTERPRISE_RECORDS = register_feed(
         ),
         key=("enterprise", "recorded_on", "kind", "note"),
         domain="sites",
+        # an enterprise works in many districts: its records are read by
+        # those reading every construction site (as its credit score is)
+        readers=("construction_sites", "all"),
     )
 )
 
