@@ -111,8 +111,9 @@ class SideTable:
     when that feature is. Without ``column`` the rows are about the layer as
     a whole and ``readers`` says who reads them (``"any"``: every reader of
     the layer; ``"all"``: only those reading all of its features).
-    ``writers`` (account roles) may add rows they can see; with
-    ``own_column`` only rows naming themselves in it (their scope attribute).
+    ``writers`` (account roles) may add rows about features they see; with
+    ``own_column``, only rows naming themselves in it (their scope
+    attribute), and a role scoped on the layer reads exactly those rows.
     """
 
     table: str
@@ -159,6 +160,16 @@ EVIDENCE_TABLE = "supervision_evidence"
 EVIDENCE_FEED = "inspection_problems"
 EVIDENCE_COLUMN = "photo_sha256"
 EVIDENCE_EVENTS = "supervision_warning_events"
+#: the warnings whose loop events cite a photo (run as the owner: only ids)
+EVIDENCE_FUNCTION = "gis_evidence_warnings"
+EVIDENCE_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION {EVIDENCE_FUNCTION}(sha text) RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT coalesce(array_agg(DISTINCT warning_id), '{{}}')
+    FROM {EVIDENCE_EVENTS}
+    WHERE evidence @> jsonb_build_array(jsonb_build_object('sha256', sha))
+$$
+"""
 
 
 class SecuritySetupError(RuntimeError):
@@ -292,7 +303,12 @@ def side_visibility(side: SideTable, role: DbRole) -> Visible:
     layer = get_layer(side.layer)
     if side.column is None:
         return _about_layer(layer, side.readers, role)
-    return _following(side.table, layer, side.column, side.key, role)
+    seen = _following(side.table, layer, side.column, side.key, role)
+    if seen.kind == "rows" and side.own_column and role.setting:
+        # a writer's own rows, by the column naming them (indexed): cheaper
+        # than looking every row's feature up
+        return Visible("rows", f'"{side.own_column}" = {_setting(role.setting)}')
+    return seen
 
 
 def _side(table: str) -> SideTable:
@@ -306,11 +322,16 @@ def _evidence_visibility(role: DbRole) -> Visible:
     branches = []
     if role.app_role in WRITER_ROLES:
         branches.append(f"uploaded_by = {_setting(USER_SETTING)}")
-    if side_visibility(_side(EVIDENCE_EVENTS), role).kind != "none":
+    events = side_visibility(_side(EVIDENCE_EVENTS), role)
+    if events.kind != "none":
+        # cited by an event of a warning the role sees: the citing warnings
+        # are found by the owner's function (a scoped role's own search of
+        # the events could not use their GIN index, as ``@>`` is not
+        # LEAKPROOF), whether the role sees one of them by its own policy
+        warnings = get_layer(_side(EVIDENCE_EVENTS).layer).table
         branches.append(
-            f'EXISTS (SELECT 1 FROM "{EVIDENCE_EVENTS}" e WHERE e.evidence @> '
-            f"jsonb_build_array(jsonb_build_object('sha256', "
-            f'"{EVIDENCE_TABLE}".sha256)))'
+            f'EXISTS (SELECT 1 FROM "{warnings}" w WHERE w.id = ANY '
+            f'({EVIDENCE_FUNCTION}("{EVIDENCE_TABLE}".sha256)))'
         )
     problems = get_feed(EVIDENCE_FEED)
     if feed_visibility(problems, role).kind != "none":
@@ -356,7 +377,9 @@ def _write_policies(table: str, role: DbRole, seen: Visible) -> list[str]:
         side = next((s for s in SIDE_TABLES if s.table == table), None)
         if side is None or role.app_role not in side.writers or seen.kind == "none":
             return []
-        check = seen.sql
+        check = _following(
+            side.table, get_layer(side.layer), side.column or "", side.key, role
+        ).sql
         if side.own_column and role.setting:
             check = f'"{side.own_column}" = {_setting(role.setting)} AND {check}'
     return [
@@ -482,6 +505,8 @@ def sync(conn: Connection) -> int:
             )
         ).all()
     ]
+    if EVIDENCE_EVENTS in existing:  # before the policies calling it
+        statements.append(EVIDENCE_FUNCTION_SQL)
     statements += security_sql(existing, own)
     # the bookkeeping triggers (data versions, risk dirty-tracking) write
     # tables no scoped role is granted: they run as their owner

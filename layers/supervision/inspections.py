@@ -120,8 +120,10 @@ INSPECTION_PROBLEMS = register_feed(
                  description="Empty: the checklist item's default severity."),
             Prop("description", "text", "Description", "问题描述",
                  aliases=("description", "问题描述")),
+            # indexed: the evidence register's row-level policy looks a
+            # photo's citing records up by it
             Prop("photo_sha256", "text", "Photo (SHA-256)", "照片",
-                 aliases=("photo_sha256", "photo", "照片")),
+                 aliases=("photo_sha256", "photo", "照片"), indexed=True),
             Prop("measures", "text", "Measures", "整改措施",
                  aliases=("measures", "整改措施", "整改要求")),
             Prop("responsible", "text", "Responsible", "责任单位",

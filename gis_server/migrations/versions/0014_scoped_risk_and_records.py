@@ -9,7 +9,9 @@
 - an index on ``source_id`` of every layer a record feed names features of:
   the feeds' row-level policies look the subject feature up by it.
 - ``supervision_evidence.uploaded_by``: the account storing a file, the only
-  one seeing its row until a loop event or an inspection record cites it.
+  one seeing its row until a loop event or an inspection record cites it;
+  the citing events and records are found by two new indexes (a GIN index
+  on the events' evidence, a btree on the problems' photo hash).
 
 Revision ID: 0014
 Revises: 0012
@@ -76,11 +78,31 @@ def upgrade() -> None:
             server_default=sa.text("nullif(current_setting('gis.username', true), '')"),
         ),
     )
+    op.create_index(
+        "ix_supervision_warning_events_evidence",
+        "supervision_warning_events",
+        ["evidence"],
+        postgresql_using="gin",
+        postgresql_ops={"evidence": "jsonb_path_ops"},
+    )
+    op.create_index(
+        "ix_feed_inspection_problems_photo_sha256",
+        "feed_inspection_problems",
+        ["photo_sha256"],
+    )
     for statement in BACKFILL:
         op.execute(statement)
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_feed_inspection_problems_photo_sha256",
+        table_name="feed_inspection_problems",
+    )
+    op.drop_index(
+        "ix_supervision_warning_events_evidence",
+        table_name="supervision_warning_events",
+    )
     op.drop_column("supervision_evidence", "uploaded_by")
     for layer in SUBJECT_LAYERS:
         op.drop_index(f"ix_layer_{layer}_source_id", table_name=f"layer_{layer}")
