@@ -59,7 +59,8 @@ def _gate(request: Request, layer_id: str) -> Response | None:
 def _check_trend_subject(request: Request, engine, *, building: str | None,
                          centre: str | None) -> None:
     """A trend chart draws records of one building or fund centre: only of one
-    the caller may see (the records feeds themselves have no row scope)."""
+    the caller may see (a 404 rather than an empty chart; the feeds' own
+    row-level policies would leave the chart empty)."""
     from sqlalchemy import text
 
     visible = readable_ids(request)

@@ -10,7 +10,8 @@
    ``downstream_code`` (:func:`models.risk.network.accumulate_downstream`):
    a segment carries its own pressure plus what flows in from upstream.
 3. A zone per segment with pressure > 0: the segment's corridor (buffer of
-   ``river_distance_m``), rewritten only when its values or geometry change.
+   ``river_distance_m``), rewritten only when its values or geometry change,
+   carrying the segment's ``chief_id`` (the river chief's scope).
 """
 
 from __future__ import annotations

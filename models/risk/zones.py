@@ -10,7 +10,8 @@ Subjects are processed in slices on parallel connections; each slice measures
 its zones into a temporary table, scores them with :mod:`models.risk.scoring`
 and upserts them, rewriting a stored zone only when something in it changed
 (so ``computed_at`` says when a zone last changed, and an unchanged recompute
-writes nothing).
+writes nothing). A zone carries its subject's district (:data:`DISTRICT_SQL`),
+the column housing officers' row-level policy reads it by.
 """
 
 from __future__ import annotations
