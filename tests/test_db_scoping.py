@@ -698,8 +698,12 @@ def cli(scope_db, monkeypatch):
     from typer.testing import CliRunner
 
     from gis_server.cli import app
+    from gis_server.settings import database_settings
+    from models.water.settings import water_settings
 
     monkeypatch.setenv("DATABASE_URL", scope_db.effective_url())
+    database_settings.cache_clear()
+    water_settings.cache_clear()
     runner = CliRunner()
 
     def run(*args: str):
@@ -708,7 +712,8 @@ def cli(scope_db, monkeypatch):
         assert CURRENT.get() is None and dbsecurity.pinned() is None
         return result
 
-    return run
+    yield run
+    database_settings.cache_clear()
 
 
 def _patrols(engine: Engine) -> list[tuple]:
