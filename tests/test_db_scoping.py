@@ -944,3 +944,21 @@ def test_risk_refresh_follows_a_district_change(scope_engine, world, tmp_path):
     )
     edit(safety_grade="A", district=OWN)
     assert zone() is None
+
+
+def test_database_writers_match_the_policy():
+    """The roles the database lets write records are those the policy does."""
+    from layers import all_layers
+
+    side = next(s for s in dbsecurity.SIDE_TABLES if s.table == "water_patrol_records")
+    assert set(side.writers) == set(policy.PERMISSIONS["patrols.record"]) - {"admin"}
+    scoped_writers = {r for spec in all_layers() for r in spec.access.scoped_write}
+    assert set(dbsecurity.WRITER_ROLES) == scoped_writers
+
+
+def test_cli_as_reads_within_scope(cli, world):
+    result = cli("--as", "chief", "patrols", "--chief", "C1")
+    assert result.exit_code == 0, result.output
+    result = cli("--as", "housing", "layers")
+    assert result.exit_code == 0 and "buildings" in result.output
+    assert "rivers" not in result.output
