@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gis_server import logs
+from gis_server.cli_access import guard
 from gis_server.cli_risk import risk_app
 from gis_server.cli_settings import settings_app
 from gis_server.cli_supervision import (
@@ -72,6 +73,7 @@ app.command("audit")(audit_command)
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logging.")
     ] = False,
@@ -80,7 +82,9 @@ def _main(
         typer.Option(
             "--as",
             help="Run the command with this account's scope (what it may read "
-            "and edit), as the API would; default: the server's own, unscoped.",
+            "and edit), as the API would: the policy checks the command and "
+            "every database connection runs under the account's role; "
+            "default: the server's own, unscoped.",
         ),
     ] = None,
 ) -> None:
@@ -88,9 +92,19 @@ def _main(
     # errors unless -v. ``serve`` switches to the server's log level.
     settings = server_settings()
     logs.configure("DEBUG" if verbose else "WARNING", json_lines=settings.log_json)
+    from gis_server.auth import dbsecurity
     from gis_server.auth.principal import CURRENT
 
-    CURRENT.set(None)  # the server's own scope unless --as
+    # the server's own scope unless --as; undone when the command ends (the
+    # CLI may run inside another program, tests)
+    token = CURRENT.set(None)
+    dbsecurity.pin(None)
+
+    def _unscope() -> None:
+        dbsecurity.pin(None)
+        CURRENT.reset(token)
+
+    ctx.call_on_close(_unscope)
     if as_user:
         from gis_server.auth import accounts
 
@@ -102,7 +116,11 @@ def _main(
             engine.dispose()
         if account.disabled:
             raise typer.BadParameter(f"user {as_user!r} is disabled", param_hint="--as")
-        CURRENT.set(account.principal("cli"))
+        principal = account.principal("cli")
+        CURRENT.set(principal)
+        # every connection the command opens (raw ones and worker threads'
+        # too) runs as the account's database role
+        dbsecurity.pin(principal)
 
 
 def _engine(*, start: bool = True):
@@ -290,7 +308,18 @@ def _ingest_layer(
     out.print(report.summary(), soft_wrap=True)
     _audit_ingest("layer", spec.id, report)
     if refresh and (report.inserted or report.updated or report.deleted):
-        _refresh_risk(spec)
+        from gis_server.auth import dbsecurity
+
+        if dbsecurity.pinned() is not None:
+            # as through the API: the zones the change touches are flagged
+            # stale; recomputing them is the server's own work
+            out.print(
+                "risk zones touched are marked stale until the next "
+                "`gis-server risk refresh` (run by the server, without --as)",
+                soft_wrap=True,
+            )
+        else:
+            _refresh_risk(spec)
 
 
 def _audit_ingest(kind: str, target: str, report) -> None:
@@ -754,6 +783,10 @@ def _demo_computations(engine) -> None:
         + f", {len(tasks):,} patrol tasks in {time.perf_counter() - started:.1f} s",
         soft_wrap=True,
     )
+
+
+# every command passes the --as policy first (gis_server/cli_access.py)
+guard(app)
 
 
 def main() -> None:

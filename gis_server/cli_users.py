@@ -9,7 +9,6 @@ as ``cli:<os user>``).
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from typing import Annotated
@@ -37,8 +36,9 @@ def _engine():
     return db.open_engine(database_settings())
 
 
-def cli_actor() -> audit.Actor:
-    return audit.Actor(name=f"cli:{getpass.getuser()}", role="admin", client="cli")
+#: the person at the command line (the --as account, else cli:<os user>):
+#: one definition, in gis_server.audit
+cli_actor = audit.cli_actor
 
 
 def _password(given: str | None, prompt: bool) -> str | None:

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis_server.errors import GisServerError
+from gis_server.errors import GisServerError, InvalidParameter, NotFound
 from models.water.settings import water_settings
 
 console = Console(stderr=True)
@@ -231,7 +231,10 @@ def patrols(
     if not chief:
         console.print(ctx.get_help())
         raise typer.Exit(0)
+    from gis_server.cli_access import check
     from models.water.service import tasks_for_chief
+
+    check(("patrols",))
 
     tasks = tasks_for_chief(_engine(), chief)
     if not tasks:
@@ -302,22 +305,39 @@ def patrols_record(
     ] = None,
     problems: Annotated[str | None, typer.Option(help="Problems found.")] = None,
 ) -> None:
-    """Record a completed patrol."""
-    from models.water.service import record_patrol
+    """Record a completed patrol (audited; with --as, only of a segment in
+    the account's charge)."""
+    from gis_server.audit import cli_actor
+    from gis_server.cli_access import cli_principal
+    from models.water.service import record_patrol, segment_chief
 
-    engine = _engine()
-    settings = water_settings()
-    res = record_patrol(
-        engine,
-        settings,
-        chief_id=chief,
-        segment_code=segment,
-        started_at=_now(at),
-        duration_min=minutes,
-        distance_km=km,
-        black_odorous=black_odorous,
-        problems=problems,
-    )
+    engine = _engine()  # loads the setting overrides before they are read
+    try:
+        settings = water_settings()
+        if cli_principal() is not None:
+            # as POST /patrols: the segment must be one the account sees (the
+            # database answers under its role), and the chief its chief
+            found = segment_chief(engine, segment)
+            if found is None:
+                raise NotFound(f"no river segment {segment!r}")
+            if found != chief:
+                raise InvalidParameter(
+                    f"segment {segment!r} is in the charge of {found!r}, not {chief!r}"
+                )
+        res = record_patrol(
+            engine,
+            settings,
+            chief_id=chief,
+            segment_code=segment,
+            started_at=_now(at),
+            duration_min=minutes,
+            distance_km=km,
+            black_odorous=black_odorous,
+            problems=problems,
+            actor=cli_actor(),
+        )
+    finally:
+        engine.dispose()
     note = (
         ""
         if res["meets_standard"]

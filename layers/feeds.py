@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from layers.base import Prop
 
@@ -27,8 +27,15 @@ class FeedSpec:
     """A feed of records: one table ``feed_<id>``, upserted on ``key``.
 
     ``subject`` names the layer the records are about and the column holding
-    that layer's ``source_id`` (``("buildings", "building_id")``), so rules
-    can place their warnings on the map.
+    that layer's ``subject_key`` (its ``source_id`` unless said otherwise:
+    ``("buildings", "building_id")``), so rules can place their warnings on
+    the map. It also says who reads the records: a record is visible exactly
+    when its subject feature is (``gis_server.auth.dbsecurity`` derives the
+    row-level policy from it). A feed whose records name no feature says so
+    instead with ``parent`` (records belonging to a record of another feed,
+    visible with it) or ``readers`` (records about a layer as a whole, read
+    by every reader of the layer, ``"any"``, or only by those reading all of
+    its features, ``"all"``). Every feed declares one of the three.
     """
 
     id: str
@@ -42,7 +49,15 @@ class FeedSpec:
     required: tuple[str, ...] = ()
     #: supervision domain (``buildings``, ``concrete``, ``sites``, ...)
     domain: str = ""
+    #: (layer id, column holding the subject feature's ``subject_key``)
     subject: tuple[str, str] | None = None
+    #: the subject layer's column the records name (``source_id``, or a code)
+    subject_key: str = "source_id"
+    #: (feed id, column): each record belongs to the record of that feed with
+    #: the same value in that column, and is visible when that one is
+    parent: tuple[str, str] | None = None
+    #: (layer id, "any" | "all"): records about the layer as a whole
+    readers: tuple[str, Literal["any", "all"]] | None = None
     #: a check of one coerced record (column -> value): the reason to reject
     #: it, or None (rules no column type can say: "month is a first day")
     row_check: Callable[[dict[str, Any]], str | None] | None = None
@@ -58,6 +73,16 @@ class FeedSpec:
             raise ValueError(f"feed {self.id}: key/required not declared: {missing}")
         if self.subject and self.subject[1] not in names:
             raise ValueError(f"feed {self.id}: subject column {self.subject[1]}")
+        if self.parent and self.parent[1] not in names:
+            raise ValueError(f"feed {self.id}: parent column {self.parent[1]}")
+        if self.readers and self.readers[1] not in ("any", "all"):
+            raise ValueError(f"feed {self.id}: readers must be 'any' or 'all'")
+        declared = [x for x in (self.subject, self.parent, self.readers) if x]
+        if len(declared) != 1:
+            raise ValueError(
+                f"feed {self.id}: declare who reads it: exactly one of subject, "
+                "parent, readers"
+            )
 
     @property
     def table(self) -> str:

@@ -78,6 +78,23 @@ RISK_ZONES = LayerSpec(
         Prop("score", "float", "Score", "风险分值", non_negative=True),
         Prop("subject_layer", "text", "Subject layer", "对象图层"),
         Prop("subject_id", "int", "Subject feature id", "对象编号"),
+        Prop(
+            "district",
+            "text",
+            "District",
+            "所属区",
+            description="The district of the building or curtain wall the zone "
+            "is drawn around (a wall: its building's, else the district it "
+            "lies in); empty for river corridors.",
+        ),
+        Prop(
+            "chief_id",
+            "text",
+            "River chief id",
+            "河长编号",
+            description="The river chief of the segment a corridor follows; "
+            "empty for other zones.",
+        ),
         Prop("reasons", "json", "Reasons", "原因"),
         Prop("cause_ids", "json", "Causing feature ids by layer", "成因要素"),
         Prop("radius_m", "float", "Radius", "半径", unit="m", non_negative=True),
@@ -116,7 +133,14 @@ RISK_ZONES = LayerSpec(
     ),
     computed=True,
     keywords=("risk", "hazard zone", "风险"),
-    access=Access(read=("analyst", "housing_officer", "river_chief")),
+    # a zone names its subject (a building's id, grade and height, the
+    # buildings inside, a segment and its polluters): housing officers see
+    # the zones of their district's buildings and walls, river chiefs the
+    # corridors of their own segments
+    access=Access(
+        read=("analyst",),
+        scoped=(("housing_officer", "district"), ("river_chief", "chief_id")),
+    ),
 )
 
 RISK_GRID = LayerSpec(
@@ -158,6 +182,14 @@ RISK_GRID = LayerSpec(
         Prop("gi_z", "float", "Gi* z-score", "Gi*统计量"),
         Prop("gi_p", "float", "Gi* p-value", "Gi*显著性"),
         Prop("hotspot", "text", "Hot spot", "热点", choices=HOTSPOT_CLASSES),
+        Prop(
+            "district",
+            "text",
+            "District",
+            "所属区",
+            description="The district the cell's centre lies in (empty outside "
+            "every district).",
+        ),
         Prop("computed_at", "datetime", "Computed at", "计算时间", temporal=True),
     ),
     min_zoom=8,
@@ -171,7 +203,11 @@ RISK_GRID = LayerSpec(
     ),
     computed=True,
     keywords=("risk", "grid", "hot spot"),
-    access=Access(read=("analyst", "housing_officer")),
+    # an aggregate, but fine enough (a cell is 250 m by default) to place a
+    # dangerous building: analysts read the whole grid (and the GeoTIFF),
+    # housing officers the cells of their district; river chiefs read their
+    # own corridors instead, and the city's rivers only as a summary
+    access=Access(read=("analyst",), scoped=(("housing_officer", "district"),)),
 )
 
 RISK_LAYERS: tuple[LayerSpec, ...] = (ROADS, RISK_ZONES, RISK_GRID)

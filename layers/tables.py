@@ -65,8 +65,15 @@ def _geometry_type(spec: LayerSpec) -> str:
     )
 
 
-def build_table(spec: LayerSpec, meta: MetaData) -> Table:
-    """The table for one layer declaration, registered in ``meta``."""
+def build_table(
+    spec: LayerSpec, meta: MetaData, referenced: frozenset[str] = frozenset()
+) -> Table:
+    """The table for one layer declaration, registered in ``meta``.
+
+    ``referenced``: columns other tables name its features by (a feed's
+    subject key): indexed, as the row-level policy of those tables looks a
+    feature up by them for every scoped read.
+    """
     columns: list = [
         Column("id", BigInteger, Identity(always=False), primary_key=True),
         Column("source", Text, nullable=False),
@@ -129,9 +136,25 @@ def build_table(spec: LayerSpec, meta: MetaData) -> Table:
     for prop in spec.properties:
         # scope columns too: row-level policies filter on them for every
         # scoped caller's query
-        if prop.temporal or prop.indexed or prop.name in scope_columns:
+        if (
+            prop.temporal
+            or prop.indexed
+            or prop.name in scope_columns
+            or prop.name in referenced
+        ):
             Index(f"ix_{spec.table}_{prop.name}", table.c[prop.name])
+    if "source_id" in referenced:
+        Index(f"ix_{spec.table}_source_id", table.c.source_id)
     return table
+
+
+def _subject_keys() -> dict[str, frozenset[str]]:
+    """Layer id -> the columns record feeds name its features by."""
+    keys: dict[str, set[str]] = {}
+    for feed in all_feeds():
+        if feed.subject is not None:
+            keys.setdefault(feed.subject[0], set()).add(feed.subject_key)
+    return {layer: frozenset(k) for layer, k in keys.items()}
 
 
 #: Per-layer data version, bumped by a statement trigger on every change, so
@@ -222,7 +245,11 @@ def build_feed_table(spec: FeedSpec, meta: MetaData) -> Table:
     return table
 
 
-_TABLES: dict[str, Table] = {spec.id: build_table(spec, metadata) for spec in LAYERS}
+_KEYS = _subject_keys()
+_TABLES: dict[str, Table] = {
+    spec.id: build_table(spec, metadata, _KEYS.get(spec.id, frozenset()))
+    for spec in LAYERS
+}
 _FEED_TABLES: dict[str, Table] = {
     spec.id: build_feed_table(spec, metadata) for spec in all_feeds()
 }

@@ -94,8 +94,12 @@ def _rasters(engine: Engine) -> list[dict]:
 
 
 def analyst_page(engine: Engine, settings: MapSettings, lang: Lang,
-                 json_limit: int, visible: set[str] | None = None) -> str:
-    """The analyst's HTML page, with the layers in ``visible`` (default all)."""
+                 json_limit: int, visible: set[str] | None = None,
+                 rasters: bool | None = None) -> str:
+    """The analyst's HTML page, with the layers in ``visible`` (default all)
+    and the registered rasters when ``rasters`` (default: when the risk grid
+    is visible; the composite raster is city-wide, so the route passes
+    whether the caller reads all of the grid)."""
     datum = settings.datum
     limit = settings.analyst_inline_max_features
     cap = limit + 1
@@ -122,7 +126,9 @@ def analyst_page(engine: Engine, settings: MapSettings, lang: Lang,
                     simplify_deg=settings.simplify_deg)
             layers.append({"spec": spec, "count": n, "inline": inline,
                            "collection": collection})
-    rasters = _rasters(engine) if visible is None or "risk_grid" in visible else []
+    if rasters is None:
+        rasters = visible is None or "risk_grid" in visible
+    rasters = _rasters(engine) if rasters else []
 
     bounds = shift_bounds(tuple(extent), datum) if extent[0] is not None else None
     m = new_map(settings, lang, bounds)

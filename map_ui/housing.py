@@ -88,16 +88,20 @@ _IN_DISTRICT = """(CAST(:district AS text) IS NULL OR EXISTS (
     SELECT 1 FROM layer_districts d WHERE d.name = :district
     AND ST_Intersects(d.geom, x.geom)))"""
 
+# zones carry their subject's district (the column a housing officer's
+# scope is on, so what the filter shows is what the scope admits)
+_ZONE_DISTRICT = "(CAST(:district AS text) IS NULL OR x.district = :district)"
+
 ZONES_COUNT_SQL = f"""
 SELECT count(*) FROM (SELECT 1 FROM layer_risk_zones x
-    WHERE x.kind = ANY (:kinds) AND {_IN_DISTRICT} LIMIT :cap) y
+    WHERE x.kind = ANY (:kinds) AND {_ZONE_DISTRICT} LIMIT :cap) y
 """
 
 ZONES_SQL = f"""
 SELECT x.id, x.kind, x.level, x.score, x.reasons, x.radius_m, x.building_count,
-       x.sensitive_count, x.subject_layer, x.subject_id, x.geom
+       x.sensitive_count, x.subject_layer, x.subject_id, x.district, x.geom
 FROM layer_risk_zones x
-WHERE x.kind = ANY (:kinds) AND {_IN_DISTRICT}
+WHERE x.kind = ANY (:kinds) AND {_ZONE_DISTRICT}
 """
 
 PANEL = _ENV.from_string(

@@ -203,3 +203,62 @@ def test_warnings_and_patrol_layers(engine, rivers):
     assert level == "yellow" and version == "test-v1"
     assert any("overdue" in r for r in reasons)
     assert versions["water_quality_warnings"] > 0 and versions["patrol_tasks"] > 0
+
+
+SKEW = dt.timedelta(minutes=S.patrol_clock_skew_minutes)
+SECOND = dt.timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    "started_at, minutes, km, error",
+    [
+        (NOW, 30.0, 2.0, None),
+        (NOW + SKEW, 30.0, 2.0, None),  # a clock running ahead, within the skew
+        (NOW + SKEW + SECOND, 30.0, 2.0, "in the future"),
+        (NOW + dt.timedelta(days=1), 30.0, 2.0, "in the future"),
+        (NOW.replace(tzinfo=None), 30.0, 2.0, "time zone"),
+        (NOW, 0.0, 0.0, None),  # recorded, does not meet the standard
+        (NOW, S.patrol_max_minutes, S.patrol_max_km, None),
+        (NOW, S.patrol_max_minutes + 0.1, 2.0, "duration_min"),
+        (NOW, 30.0, S.patrol_max_km + 0.1, "distance_km"),
+        (NOW, -0.1, 2.0, "duration_min"),
+        (NOW, 30.0, -0.1, "distance_km"),
+        (NOW, float("nan"), 2.0, "duration_min"),
+        (NOW, 30.0, float("inf"), "distance_km"),
+    ],
+)
+def test_patrol_records_that_cannot_be_true_are_refused(started_at, minutes, km, error):
+    from gis_server.errors import InvalidParameter
+
+    def check():
+        service.check_patrol(
+            S, started_at=started_at, duration_min=minutes, distance_km=km, now=NOW
+        )
+
+    if error is None:
+        check()
+    else:
+        with pytest.raises(InvalidParameter, match=error):
+            check()
+
+
+def test_record_patrol_checks_before_writing(engine, rivers):
+    from gis_server.errors import InvalidParameter
+
+    with engine.connect() as conn:
+        before = conn.execute(
+            text("SELECT count(*) FROM water_patrol_records")
+        ).scalar()
+    with pytest.raises(InvalidParameter, match="in the future"):
+        service.record_patrol(
+            engine,
+            S,
+            chief_id="W1",
+            segment_code="WR1",
+            started_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2),
+            duration_min=15,
+            distance_km=1.2,
+        )
+    with engine.connect() as conn:
+        after = conn.execute(text("SELECT count(*) FROM water_patrol_records")).scalar()
+    assert after == before

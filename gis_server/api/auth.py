@@ -121,6 +121,8 @@ class AuthMiddleware:
         self.settings = settings
         self.cache = _AccountCache(settings.lookup_cache_seconds)
         self.credentials = CredentialReader(settings)
+        #: callers without credentials (with the layers anyone may read)
+        self.anonymous = policy.anonymous_principal(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,7 +150,7 @@ class AuthMiddleware:
     async def _principal(self, scope: Scope) -> Principal:
         found = self.credentials(scope)
         if found is None:
-            return ANONYMOUS
+            return self.anonymous
         kind, secret = found
         digest = hashlib.sha256(f"{kind}:{secret}".encode()).hexdigest()
         cached = self.cache.get(digest)
@@ -165,7 +167,7 @@ class AuthMiddleware:
                 principal = await self._token_principal(engine, secret, kind)
             except Unauthorized:
                 if kind == "cookie":  # an old cookie: read on as anonymous
-                    return ANONYMOUS
+                    return self.anonymous
                 raise
         self.cache.put(digest, principal)
         return principal

@@ -59,7 +59,8 @@ def _gate(request: Request, layer_id: str) -> Response | None:
 def _check_trend_subject(request: Request, engine, *, building: str | None,
                          centre: str | None) -> None:
     """A trend chart draws records of one building or fund centre: only of one
-    the caller may see (the records feeds themselves have no row scope)."""
+    the caller may see (a 404 rather than an empty chart; the feeds' own
+    row-level policies would leave the chart empty)."""
     from sqlalchemy import text
 
     visible = readable_ids(request)
@@ -80,7 +81,8 @@ def _check_trend_subject(request: Request, engine, *, building: str | None,
 
 def city_wide(request: Request, layer_id: str) -> bool:
     """Whether the caller reads every feature of ``layer_id`` (city-wide
-    reports, such as the enterprises' credit ranking, need that)."""
+    reports need that: the enterprises' credit ranking; the rasters, among
+    them the composite risk surface, need the whole risk grid)."""
     scope = policy.read_scope(
         get_principal(request), get_layer(layer_id), request.app.state.auth_settings
     )
@@ -189,7 +191,8 @@ def analyst(
     settings = map_settings(request)
     return _page(analyst_page(engine, settings, parse_lang(lang, settings.default_lang),
                               json_limit=features.max_limit,
-                              visible=readable_ids(request)))
+                              visible=readable_ids(request),
+                              rasters=city_wide(request, "risk_grid")))
 
 
 SupervisionDomain = Annotated[str | None, Query(
@@ -287,6 +290,8 @@ def raster_overlay(request: Request, name: str, engine: EngineDep) -> Response:
 
     if (gate := _gate(request, "risk_grid")) is not None:
         return gate
+    if not city_wide(request, "risk_grid"):  # the raster covers the whole city
+        raise NotFound("no such raster")
     return Response(raster_png(engine, name), media_type="image/png",
                     headers={"Cache-Control": "no-cache"})
 

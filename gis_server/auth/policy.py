@@ -109,6 +109,14 @@ def write_scope(principal: Principal, spec: LayerSpec) -> Scope:
     return NONE
 
 
+def anonymous_principal(settings: AuthSettings | None = None) -> Principal:
+    """The caller without credentials, carrying the layers anyone may read
+    (runtime settings; the database is told them in every transaction)."""
+    cfg = settings or AuthSettings()
+    layers = ("*",) if cfg.anonymous == "read" else tuple(cfg.anonymous_layers)
+    return Principal(username="anonymous", role=None, anonymous_layers=layers)
+
+
 def readable_layers(
     principal: Principal, settings: AuthSettings | None = None
 ) -> list[LayerSpec]:

@@ -24,6 +24,9 @@ class Principal:
     chief_id: str | None = None  # river chiefs: their chief id
     #: how the caller proved who they are: "token", "key", "cli", "anonymous"
     via: str = "anonymous"
+    #: anonymous callers: the layers anyone may read (``GIS_AUTH_ANONYMOUS_*``,
+    #: runtime settings the database is told per transaction); ``("*",)``: all
+    anonymous_layers: tuple[str, ...] = ()
 
     @property
     def anonymous(self) -> bool:

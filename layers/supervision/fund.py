@@ -123,6 +123,7 @@ FUND_METRICS = register_feed(
         required=("deposit_balance", "loan_balance"),
         domain="fund",
         subject=SUBJECT,
+        subject_key="code",
         row_check=_check_month,
     )
 )
@@ -150,6 +151,7 @@ FUND_CENTRE_LIMITS = register_feed(
         required=("large_flow_limit",),
         domain="fund",
         subject=SUBJECT,
+        subject_key="code",
     )
 )
 

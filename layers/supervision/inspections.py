@@ -100,6 +100,8 @@ INSPECTION_CHECKLISTS = register_feed(
         key=("stage", "item_code"),
         required=("item",),
         domain="inspections",
+        # reference data: whoever reads construction sites reads the checklists
+        readers=("construction_sites", "any"),
     )
 )
 
@@ -222,6 +224,8 @@ INSPECTION_PROBLEMS = register_feed(
                 "问题描述",
                 aliases=("description", "问题描述"),
             ),
+            # indexed: the evidence register's row-level policy looks a
+            # photo's citing records up by it
             Prop(
                 "photo_sha256",
                 "text",
@@ -231,6 +235,7 @@ INSPECTION_PROBLEMS = register_feed(
                 description="The SHA-256 of the photo stored with POST "
                 "/supervision/evidence (64 lowercase hex digits; anything "
                 "else is rejected).",
+                indexed=True,
             ),
             Prop(
                 "measures",
@@ -251,6 +256,7 @@ INSPECTION_PROBLEMS = register_feed(
         required=("description",),
         domain="inspections",
         row_check=_check_problem,
+        parent=("inspections", "inspection_id"),
     )
 )
 

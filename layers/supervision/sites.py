@@ -338,6 +338,9 @@ ENTERPRISE_RECORDS = register_feed(
         key=("record_id",),
         required=("enterprise", "recorded_on", "kind"),
         domain="sites",
+        # an enterprise works in many districts: its records are read by
+        # those reading every construction site (as its credit score is)
+        readers=("construction_sites", "all"),
     )
 )
 

@@ -105,7 +105,27 @@ SELECT 'risk_grid', t.cell_id, 0, t.cell_id, %(cell)s, t.b, t.w, t.r, t.composit
         (t.i + 1) * %(cell)s, (t.j + 1) * %(cell)s, %(srid)s), 4326)
 FROM risk_cells t
 WHERE t.is_new
+RETURNING id
 """
+
+#: The district scoping a cell (``layers.risk.RISK_GRID``): the one its
+#: centre lies in. Set on new cells, and on every cell by a full computation
+#: (districts are edited rarely; an incremental run leaves old cells as
+#: they are). District by district, so each polygon is prepared once for all
+#: the cells under it.
+DISTRICT_SQL = (
+    """
+UPDATE layer_risk_grid c SET district = d.name FROM layer_districts d
+WHERE d.geom && c.geom AND ST_Intersects(d.geom, ST_Centroid(c.geom))
+  AND ({which}) AND c.district IS DISTINCT FROM d.name
+""",
+    """
+UPDATE layer_risk_grid c SET district = NULL
+WHERE c.district IS NOT NULL AND ({which}) AND NOT EXISTS (
+    SELECT 1 FROM layer_districts d
+    WHERE d.geom && c.geom AND ST_Intersects(d.geom, ST_Centroid(c.geom)))
+""",
+)
 
 
 @dataclass
@@ -339,6 +359,10 @@ def compute_grid(engine: Engine, settings: RiskSettings, *,
             written = cur.rowcount
             cur.execute(INSERT_SQL, params)
             written += cur.rowcount
+            new_ids = [row[0] for row in cur.fetchall()]
+            which = "c.id = ANY (%(ids)s)" if incremental else "true"
+            for statement in DISTRICT_SQL:
+                cur.execute(statement.format(which=which), {"ids": new_ids})
             cur.execute("DELETE FROM layer_risk_grid WHERE source = 'risk_grid' "
                         "AND source_id = ANY (%s)", (gone,))
             deleted = cur.rowcount

@@ -10,7 +10,8 @@
    ``downstream_code`` (:func:`models.risk.network.accumulate_downstream`):
    a segment carries its own pressure plus what flows in from upstream.
 3. A zone per segment with pressure > 0: the segment's corridor (buffer of
-   ``river_distance_m``), rewritten only when its values or geometry change.
+   ``river_distance_m``), rewritten only when its values or geometry change,
+   carrying the segment's ``chief_id`` (the river chief's scope).
 """
 
 from __future__ import annotations
@@ -56,17 +57,18 @@ WHERE ST_DWithin(r.ru, ST_Transform(p.geom, %(srid)s), %(d)s)
 
 UPSERT_SQL = """
 INSERT INTO layer_risk_zones AS z (source, source_id, source_part, kind, level,
-    score, subject_layer, subject_id, reasons, cause_ids, radius_m, detail, params,
-    computed_at, stale, geom)
+    score, subject_layer, subject_id, district, chief_id, reasons, cause_ids,
+    radius_m, detail, params, computed_at, stale, geom)
 SELECT 'river_pressure', s.subject_id::text, 0, 'river_pressure', s.level, s.score,
-    'rivers', s.subject_id, s.reasons, s.cause_ids, %(d)s, s.detail,
-    %(params)s::jsonb, now(), false,
+    'rivers', s.subject_id, NULL, r.chief_id, s.reasons, s.cause_ids, %(d)s,
+    s.detail, %(params)s::jsonb, now(), false,
     ST_Multi(ST_Transform(ST_Buffer(ST_Transform(r.geom, %(srid)s), %(d)s), 4326))
 FROM risk_score s JOIN layer_rivers r ON r.id = s.subject_id
 ON CONFLICT (source, source_id, source_part) DO UPDATE SET
     level = EXCLUDED.level, score = EXCLUDED.score, reasons = EXCLUDED.reasons,
     cause_ids = EXCLUDED.cause_ids, radius_m = EXCLUDED.radius_m,
     detail = EXCLUDED.detail, params = EXCLUDED.params, geom = EXCLUDED.geom,
+    district = EXCLUDED.district, chief_id = EXCLUDED.chief_id,
     computed_at = EXCLUDED.computed_at, stale = false, updated_at = now()
 WHERE ({old}) IS DISTINCT FROM ({new})
 RETURNING (xmax = 0)

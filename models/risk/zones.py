@@ -10,12 +10,12 @@ Subjects are processed in slices on parallel connections; each slice measures
 its zones into a temporary table, scores them with :mod:`models.risk.scoring`
 and upserts them, rewriting a stored zone only when something in it changed
 (so ``computed_at`` says when a zone last changed, and an unchanged recompute
-writes nothing).
+writes nothing). A zone carries its subject's district (:data:`DISTRICT_SQL`),
+the column housing officers' row-level policy reads it by.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,20 +30,37 @@ from models.risk.settings import RiskSettings
 
 log = logging.getLogger("gis_server.risk")
 
-#: Zone columns compared to decide whether a recomputed zone changed.
+#: Zone columns compared to decide whether a recomputed zone changed (the
+#: scope columns too: a subject moved to another district moves its zone).
 COMPARED = ("level", "score", "reasons", "cause_ids", "radius_m", "building_ids",
-            "sensitive_ids", "road_length_m", "detail", "params", "geom")
+            "sensitive_ids", "road_length_m", "detail", "params", "district",
+            "chief_id", "geom")
+
+#: The district scoping a zone (``layers.risk.RISK_ZONES``), per subject
+#: layer, for the subject row ``t``: a building's own; a curtain wall's
+#: building's (``building`` holds its source id), else the district the wall
+#: lies in.
+DISTRICT_SQL = {
+    "buildings": "t.district",
+    "curtain_walls": """coalesce(
+        (SELECT b.district FROM layer_buildings b
+         WHERE b.source_id = t.building AND b.district IS NOT NULL
+         ORDER BY b.id LIMIT 1),
+        (SELECT d.name FROM layer_districts d
+         WHERE ST_Intersects(d.geom, ST_PointOnSurface(t.geom))
+         ORDER BY d.id LIMIT 1))""",
+}
 
 MEASURE_SQL = """
 CREATE TEMP TABLE risk_meas ON COMMIT DROP AS
 WITH z AS (
-    SELECT s.subject_id, s.radius,
+    SELECT s.subject_id, s.radius, {district} AS district,
            ST_Buffer(ST_Transform(t.geom, %(srid)s), s.radius) AS zu
     FROM risk_subj s JOIN {subject_table} t ON t.id = s.subject_id
 ), z4 AS (
     SELECT z.*, ST_Multi(ST_Transform(z.zu, 4326)) AS g FROM z
 )
-SELECT z4.subject_id, z4.radius, z4.g AS geom,
+SELECT z4.subject_id, z4.radius, z4.district, z4.g AS geom,
        b.building_ids, b.building_count, b.sensitive_ids, b.sensitive_count,
        r.road_length_m
 FROM z4
@@ -69,12 +86,12 @@ CROSS JOIN LATERAL (
 
 UPSERT_SQL = """
 INSERT INTO layer_risk_zones AS z (source, source_id, source_part, kind, level,
-    score, subject_layer, subject_id, reasons, cause_ids, radius_m, building_count,
-    building_ids, sensitive_count, sensitive_ids, road_length_m, detail, params,
-    computed_at, stale, geom)
+    score, subject_layer, subject_id, district, chief_id, reasons, cause_ids,
+    radius_m, building_count, building_ids, sensitive_count, sensitive_ids,
+    road_length_m, detail, params, computed_at, stale, geom)
 SELECT %(kind)s, m.subject_id::text, 0, %(kind)s, s.level, s.score,
-    %(subject_layer)s, m.subject_id, s.reasons, s.cause_ids, m.radius,
-    m.building_count, m.building_ids, m.sensitive_count, m.sensitive_ids,
+    %(subject_layer)s, m.subject_id, m.district, NULL, s.reasons, s.cause_ids,
+    m.radius, m.building_count, m.building_ids, m.sensitive_count, m.sensitive_ids,
     m.road_length_m, s.detail, %(params)s::jsonb, now(), false, m.geom
 FROM risk_meas m JOIN risk_score s USING (subject_id)
 ON CONFLICT (source, source_id, source_part) DO UPDATE SET
@@ -84,6 +101,7 @@ ON CONFLICT (source, source_id, source_part) DO UPDATE SET
     sensitive_count = EXCLUDED.sensitive_count,
     sensitive_ids = EXCLUDED.sensitive_ids, road_length_m = EXCLUDED.road_length_m,
     detail = EXCLUDED.detail, params = EXCLUDED.params, geom = EXCLUDED.geom,
+    district = EXCLUDED.district, chief_id = EXCLUDED.chief_id,
     computed_at = EXCLUDED.computed_at, stale = false, updated_at = now()
 WHERE ({old}) IS DISTINCT FROM ({new})
 RETURNING (xmax = 0) AS inserted
@@ -145,6 +163,7 @@ def _slice(engine: Engine, kind: str, subject_layer: str, exclude_self: bool,
             cur.execute("ANALYZE risk_subj")
             cur.execute(
                 MEASURE_SQL.format(subject_table=f"layer_{subject_layer}",
+                                   district=DISTRICT_SQL[subject_layer],
                                    exclude="z4.subject_id" if exclude_self else "-1"),
                 {"srid": settings.metric_srid,
                  "sensitive": list(settings.sensitive_uses)},
@@ -265,30 +284,6 @@ def building_scorer(settings: RiskSettings) -> Scorer:
 
 
 # -- curtain walls ---------------------------------------------------------------
-
-
-def wall_statuses(engine: Engine, settings: RiskSettings, today: dt.date,
-                  ids: Sequence[int] | None = None
-                  ) -> dict[int, tuple[scoring.WallStatus, float | None]]:
-    """Schedule status and height of every curtain wall (or those in ``ids``)."""
-    sql = ("SELECT id, support_type, accepted_on, last_checked_on, "
-           "design_life_years, extra -> %s, height_m FROM layer_curtain_walls")
-    args: list[Any] = [settings.wall_typhoon_key]
-    if ids is not None:
-        sql += " WHERE id = ANY (%s)"
-        args.append(list(ids))
-    conn = raw_connection(engine)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            rows = cur.fetchall()
-    finally:
-        conn.close()
-    return {
-        wid: (scoring.wall_status(support, accepted, checked, life, flag, today,
-                                  settings), height)
-        for wid, support, accepted, checked, life, flag, height in rows
-    }
 
 
 def wall_subjects(statuses: dict[int, tuple[scoring.WallStatus, float | None]],

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert
 
@@ -58,6 +59,14 @@ supervision_evidence = Table(
     ),
     #: relative to LoopSettings.evidence_dir
     Column("path", Text, nullable=False),
+    #: the account that stored it first (the scope setting of its
+    #: transaction; NULL for the server's own work): until an event or a
+    #: record cites the file, only they see its row (row-level security)
+    Column(
+        "uploaded_by",
+        Text,
+        server_default=text("nullif(current_setting('gis.username', true), '')"),
+    ),
     comment="Evidence files of warning rectifications (stored outside the DB)",
 )
 

@@ -167,6 +167,13 @@ supervision_warning_events = Table(
 Index(
     "ix_supervision_warning_events_warning_id", supervision_warning_events.c.warning_id
 )
+#: the events citing a photo (the evidence register's row-level policy)
+Index(
+    "ix_supervision_warning_events_evidence",
+    supervision_warning_events.c.evidence,
+    postgresql_using="gin",
+    postgresql_ops={"evidence": "jsonb_path_ops"},
+)
 
 #: Fields an audit row shows before and after a change.
 _AUDITED = (

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import logging
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from gis_server.audit import Actor
 from gis_server.audit import record as record_audit
-from gis_server.errors import NotFound
+from gis_server.errors import InvalidParameter, NotFound
 from models.water import model as relapse
 from models.water import patrols as pt
 from models.water.features import FEATURES, SegmentState, segment_state
@@ -290,6 +291,54 @@ def score_database(
     )
 
 
+def segment_chief(engine: Engine, segment_code: str) -> str | None:
+    """The chief of river segment ``segment_code`` (None: no such segment,
+    or one outside the caller's scope: the query runs under it)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT chief_id FROM layer_rivers WHERE code = :c ORDER BY id LIMIT 1"
+            ),
+            {"c": segment_code},
+        ).scalar()
+
+
+def check_patrol(
+    settings: WaterSettings,
+    *,
+    started_at: dt.datetime,
+    duration_min: float,
+    distance_km: float,
+    now: dt.datetime | None = None,
+) -> None:
+    """Refuse a patrol record that cannot be true (see :func:`record_patrol`).
+
+    >>> s = WaterSettings()
+    >>> t = dt.datetime(2026, 5, 1, 9, tzinfo=dt.UTC)
+    >>> check_patrol(s, started_at=t, duration_min=30, distance_km=2, now=t)
+    >>> check_patrol(s, started_at=t, duration_min=-1, distance_km=2, now=t)
+    Traceback (most recent call last):
+    ...
+    gis_server.errors.InvalidParameter: duration_min must be between 0 and 1440 min
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    if started_at.tzinfo is None:
+        raise InvalidParameter("started_at needs a time zone (or an offset)")
+    skew = dt.timedelta(minutes=settings.patrol_clock_skew_minutes)
+    if started_at > now + skew:
+        raise InvalidParameter(
+            f"started_at {started_at.isoformat()} is in the future (more than "
+            f"{settings.patrol_clock_skew_minutes:g} min after the server's "
+            "clock): record a patrol once it has happened"
+        )
+    for name, value, limit, unit in (
+        ("duration_min", duration_min, settings.patrol_max_minutes, "min"),
+        ("distance_km", distance_km, settings.patrol_max_km, "km"),
+    ):
+        if not (math.isfinite(value) and 0 <= value <= limit):
+            raise InvalidParameter(f"{name} must be between 0 and {limit:g} {unit}")
+
+
 def record_patrol(
     engine: Engine,
     settings: WaterSettings,
@@ -302,12 +351,24 @@ def record_patrol(
     black_odorous: bool | None = None,
     problems: str | None = None,
     actor: Actor | None = None,
+    now: dt.datetime | None = None,
 ) -> dict:
     """Record a completed patrol; say whether it meets the 10 min / 1 km standard.
 
-    With ``actor`` the record is also written to the audit log (same
-    transaction).
+    Refuses (:class:`InvalidParameter`) a start later than now (beyond
+    ``patrol_clock_skew_minutes``) and a duration or distance that is
+    negative, not a number, or over ``patrol_max_minutes`` /
+    ``patrol_max_km``. With ``actor`` the record is also written to the
+    audit log (same transaction). Under a river chief's database role the
+    row-level policy admits only their own id and segments.
     """
+    check_patrol(
+        settings,
+        started_at=started_at,
+        duration_min=duration_min,
+        distance_km=distance_km,
+        now=now,
+    )
     meets = (
         duration_min >= settings.patrol_min_minutes
         and distance_km >= settings.patrol_min_km

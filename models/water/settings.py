@@ -240,6 +240,26 @@ class WaterSettings(OverridableSettings):
     patrol_grace_days: float = Field(
         0.0, ge=0, description="Days after the due date before a patrol is overdue [D]."
     )
+    # --- what a recorded patrol may say (checked for the API and the CLI) --------
+    patrol_max_minutes: float = Field(
+        24 * 60.0,
+        gt=0,
+        description="A recorded patrol lasts at most this long: one patrol is "
+        "one outing, not a day's log [D].",
+    )
+    patrol_max_km: float = Field(
+        500.0,
+        gt=0,
+        description="A recorded patrol covers at most this distance (more is "
+        "a unit mistake, metres for km) [D].",
+    )
+    patrol_clock_skew_minutes: float = Field(
+        5.0,
+        ge=0,
+        description="A patrol may start at most this far after the server's "
+        "clock (a phone's clock running ahead); later is refused as a patrol "
+        "that has not happened yet [D].",
+    )
 
     def patrol_interval_days(self, level: str, chief_level: str | None) -> float:
         """Days between patrols at warning ``level`` for a chief of ``chief_level``.
