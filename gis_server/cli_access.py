@@ -54,6 +54,13 @@ def _may(permission: str, layer_id: str) -> Check:
     return check
 
 
+def _has(permission: str) -> Check:
+    def check(principal: Principal, path: tuple[str, ...]) -> None:
+        policy.require(principal, permission)
+
+    return check
+
+
 def _writes_layer(principal: Principal, path: tuple[str, ...]) -> None:
     """``ingest LAYER``: the layer's write scope (the database's row-level
     policy admits only rows inside it: a housing officer's own district)."""
@@ -69,6 +76,10 @@ RULES: dict[tuple[str, ...], Check] = {
     # the command also checks that the segment is in the account's charge
     ("patrols", "record"): _may("patrols.record", "rivers"),
     ("supervision", "rules"): _reads("supervision_warnings"),
+    # administrators only, refused in the words of the permission
+    ("settings", "list"): _has("settings.read"),
+    ("settings", "set"): _has("settings.manage"),
+    ("settings", "unset"): _has("settings.manage"),
     **{
         ("ingest", spec.id): _writes_layer for spec in all_layers() if not spec.computed
     },

@@ -246,6 +246,7 @@ def world(scope_engine: Engine, tmp_path_factory) -> dict:
         _feed(
             conn,
             "enterprise_records",
+            record_id="BR-2026-0001",
             enterprise="某建设公司",
             recorded_on=dt.date(2026, 1, 5),
             kind="bad_behaviour",

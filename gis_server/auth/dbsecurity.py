@@ -160,14 +160,21 @@ EVIDENCE_TABLE = "supervision_evidence"
 EVIDENCE_FEED = "inspection_problems"
 EVIDENCE_COLUMN = "photo_sha256"
 EVIDENCE_EVENTS = "supervision_warning_events"
-#: the warnings whose loop events cite a photo (run as the owner: only ids)
+#: the warnings whose loop events cite a photo, or whose evidence names it
+#: (an inspection problem's photo: ``photo_sha256``); run as the owner, it
+#: answers only ids
 EVIDENCE_FUNCTION = "gis_evidence_warnings"
 EVIDENCE_FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION {EVIDENCE_FUNCTION}(sha text) RETURNS bigint[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT coalesce(array_agg(DISTINCT warning_id), '{{}}')
-    FROM {EVIDENCE_EVENTS}
-    WHERE evidence @> jsonb_build_array(jsonb_build_object('sha256', sha))
+    SELECT coalesce(array_agg(DISTINCT id), '{{}}') FROM (
+        SELECT warning_id AS id FROM {EVIDENCE_EVENTS}
+        WHERE evidence @> jsonb_build_array(jsonb_build_object('sha256', sha))
+        UNION ALL
+        -- no index: warnings are few beside events; one lookup per photo
+        SELECT id FROM layer_supervision_warnings
+        WHERE evidence ->> '{EVIDENCE_COLUMN}' = sha
+    ) cited
 $$
 """
 
@@ -324,7 +331,8 @@ def _side(table: str) -> SideTable:
 
 
 def _evidence_visibility(role: DbRole) -> Visible:
-    """An evidence file's row: visible to whoever sees an event or a problem
+    """An evidence file's row: visible to whoever sees a warning (its events or
+    its evidence), or a problem
     record citing it, and to its uploader until one does (a reply's photos
     are stored, checked, then cited in one transaction)."""
     branches = []
