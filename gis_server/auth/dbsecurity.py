@@ -331,10 +331,10 @@ def _side(table: str) -> SideTable:
 
 
 def _evidence_visibility(role: DbRole) -> Visible:
-    """An evidence file's row: visible to whoever sees a warning (its events or
-    its evidence), or a problem
-    record citing it, and to its uploader until one does (a reply's photos
-    are stored, checked, then cited in one transaction)."""
+    """An evidence file's row: visible to whoever sees a warning citing it
+    (in its events or its evidence) or a problem record citing it, and to its
+    uploader until one does (a reply's photos are stored, checked, then cited
+    in one transaction)."""
     branches = []
     if role.app_role in WRITER_ROLES:
         branches.append(f"uploaded_by = {_setting(USER_SETTING)}")
