@@ -171,7 +171,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
         SELECT warning_id AS id FROM {EVIDENCE_EVENTS}
         WHERE evidence @> jsonb_build_array(jsonb_build_object('sha256', sha))
         UNION ALL
-        -- no index: warnings are few beside events; one lookup per photo
+        -- TODO(not measured at scale): no index on the warnings' evidence;
+        -- one scan per photo lookup (an expression index would be declared
+        -- in layers/supervision/warnings.py, with its migration)
         SELECT id FROM layer_supervision_warnings
         WHERE evidence ->> '{EVIDENCE_COLUMN}' = sha
     ) cited
