@@ -139,7 +139,8 @@ def river_chief(
     engine: EngineDep,
     chief: Annotated[str | None, Query(
         description="River chief id (`chief_id` of the river segments); without "
-                    "it, the list of chiefs.")] = None,
+                    "it, a river chief's own map, anyone else's list of "
+                    "chiefs.")] = None,
     lang: Lang = None,
 ) -> HTMLResponse:
     """A river chief's segments by warning level, stations, risks and tasks."""
@@ -150,7 +151,10 @@ def river_chief(
     settings = map_settings(request)
     language = parse_lang(lang, settings.default_lang)
     if chief is None:
-        return _page(chiefs_page(engine, settings, language))
+        principal = get_principal(request)
+        if principal.role != "river_chief" or not principal.chief_id:
+            return _page(chiefs_page(engine, settings, language))
+        chief = principal.chief_id  # a chief's own map, not a list of one
     return _page(river_chief_page(engine, settings, chief, language))
 
 

@@ -98,5 +98,8 @@ def test_river_chief_is_refused_the_housing_page(browser, signed_server):
     try:
         _sign_in(run, url, "page-chief", "/maps/housing")
         assert run.page.locator("body").inner_text().count("NotFound") == 1
+        # without ?chief= a chief's page is their own map, not the list
+        run.page.goto(f"{url}/maps/river-chief", wait_until="load")
+        assert "assigned to chief 'nobody'" in run.page.locator("body").inner_text()
     finally:
         run.close()
