@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import select
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ import psycopg2
 import psycopg2.extensions
 
 from gis_server.errors import DatabaseUnavailable
+from gis_server.listen import Listener
 
 log = logging.getLogger("gis_server.cache")
 
@@ -69,7 +68,7 @@ def version_tag(version: int, changed_at_us: int) -> str:
     return f"{version}.{changed_at_us:x}"
 
 
-class LayerVersions:
+class LayerVersions(Listener):
     """The data version of every layer, pushed by the database.
 
     Parameters
@@ -82,14 +81,16 @@ class LayerVersions:
         Seconds between attempts to re-open a lost listener connection.
     """
 
+    channel = CHANNEL
+    thread_name = "gis-layer-listener"
+    application_name = "gis-server-listener"
+    lost_message = "reading versions per request until it is back"
+    log = log
+
     def __init__(self, dsn: str, *, listen: bool = True, reconnect_s: float = 1.0):
-        self._dsn = dsn
-        self._listen = listen
-        self._reconnect_s = reconnect_s
+        super().__init__(dsn, reconnect_s=reconnect_s)
+        self._listening = listen
         self._tags: dict[str, str] = {}
-        self._live = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._callbacks: list[Callable[[str], None]] = []
         #: one connection for reads while not listening, shared under a lock
         self._conn = None
@@ -97,30 +98,16 @@ class LayerVersions:
 
     # -- public ----------------------------------------------------------------
 
-    @property
-    def live(self) -> bool:
-        """Whether changes are being heard (versions come from memory)."""
-        return self._live
-
     def on_change(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(layer_id)`` in the listener thread on each change."""
         self._callbacks.append(callback)
 
     def start(self) -> None:
-        if not self._listen or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="gis-layer-listener", daemon=True
-        )
-        self._thread.start()
+        if self._listening:
+            super().start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._live = False
+        super().stop()
         with self._conn_lock:
             if self._conn is not None:
                 self._conn.close()
@@ -143,13 +130,6 @@ class LayerVersions:
     def known_tag(self, layer_id: str) -> str | None:
         """The tag from memory when listening, else None (never blocks)."""
         return self._tags.get(layer_id) if self._live else None
-
-    def wait_live(self, timeout: float = 5.0) -> bool:
-        """Block until the listener is connected (tests, start-up)."""
-        deadline = time.monotonic() + timeout
-        while not self._live and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self._live
 
     # -- internals ---------------------------------------------------------------
 
@@ -183,68 +163,25 @@ class LayerVersions:
         cur.execute(_VERSION_SQL)
         return {layer: version_tag(v, t) for layer, v, t in cur.fetchall()}
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            conn = None
-            try:
-                conn = psycopg2.connect(
-                    self._dsn, connect_timeout=5, application_name="gis-server-listener"
-                )
-                conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-                with conn.cursor() as cur:
-                    cur.execute(f"LISTEN {CHANNEL}")
-                    # read after LISTEN: no change can fall between the two
-                    self._tags = self._read_all(cur)
-                self._live = True
-                log.info("listening for layer changes", extra={"channel": CHANNEL})
-                self._listen_loop(conn)
-            except psycopg2.Error as exc:
-                if self._live or conn is not None:
-                    log.warning(
-                        "layer change listener lost its connection; reading "
-                        "versions per request until it is back",
-                        extra={"error": type(exc).__name__},
-                    )
-            finally:
-                self._live = False
-                if conn is not None and not conn.closed:
-                    conn.close()
-            self._stop.wait(self._reconnect_s)
+    def connected(self, cur) -> None:
+        self._tags = self._read_all(cur)
 
-    def _listen_loop(self, conn) -> None:
-        idle = 0.0
-        while not self._stop.is_set():
-            ready, _, _ = select.select([conn], [], [], 1.0)
-            if not ready:
-                idle += 1.0
-                if idle >= 15.0:  # a cheap probe notices a silently dead server
-                    with conn.cursor() as cur:
-                        cur.execute("SELECT 1")
-                    idle = 0.0
-                continue
-            conn.poll()
-            changed = {n.payload for n in conn.notifies}
-            conn.notifies.clear()
-            if not changed:
-                continue
-            with conn.cursor() as cur:
-                cur.execute(
-                    _VERSION_SQL + " WHERE layer_id = ANY(%s)", (list(changed),)
-                )
-                fresh = {layer: version_tag(v, t) for layer, v, t in cur.fetchall()}
-            self._tags = {**self._tags, **fresh}
-            for layer_id in changed:
-                log.debug(
-                    "layer changed",
-                    extra={"layer": layer_id, "version": fresh.get(layer_id)},
-                )
-                for callback in self._callbacks:
-                    try:
-                        callback(layer_id)
-                    except Exception:  # a cache callback must not kill the thread
-                        log.exception(
-                            "layer change callback failed", extra={"layer": layer_id}
-                        )
+    def notified(self, cur, payloads: set[str]) -> None:
+        cur.execute(_VERSION_SQL + " WHERE layer_id = ANY(%s)", (list(payloads),))
+        fresh = {layer: version_tag(v, t) for layer, v, t in cur.fetchall()}
+        self._tags = {**self._tags, **fresh}
+        for layer_id in payloads:
+            log.debug(
+                "layer changed",
+                extra={"layer": layer_id, "version": fresh.get(layer_id)},
+            )
+            for callback in self._callbacks:
+                try:
+                    callback(layer_id)
+                except Exception:  # a cache callback must not kill the thread
+                    log.exception(
+                        "layer change callback failed", extra={"layer": layer_id}
+                    )
 
 
 @dataclass(frozen=True)

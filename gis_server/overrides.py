@@ -40,9 +40,7 @@ import functools
 import json
 import logging
 import re
-import select
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -66,6 +64,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from gis_server import audit
 from gis_server.errors import InvalidParameter, NotFound
+from gis_server.listen import Listener
 from layers import metadata
 
 log = logging.getLogger("gis_server.overrides")
@@ -572,7 +571,7 @@ def parse_value(text: str) -> Any:
 # -- keeping the snapshot current ---------------------------------------------------
 
 
-class Watcher:
+class Watcher(Listener):
     """LISTEN on :data:`CHANNEL` and reload the snapshot on every change.
 
     Reads the overrides right after LISTEN (no change can fall between the
@@ -580,40 +579,22 @@ class Watcher:
     connection was lost is picked up when it is back.
     """
 
+    channel = CHANNEL
+    thread_name = "gis-settings-listener"
+    application_name = "gis-server-settings"
+    lost_message = "overrides are reloaded when it is back"
+    log = log
+
     def __init__(self, dsn: str, *, reconnect_s: float = 1.0) -> None:
-        self._dsn = dsn
-        self._reconnect_s = reconnect_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._live = False
+        super().__init__(dsn, reconnect_s=reconnect_s)
         #: reloads made by this watcher (tests wait on it)
         self.reloads = 0
 
-    @property
-    def live(self) -> bool:
-        return self._live
+    def connected(self, cur) -> None:
+        self._reload(cur)
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="gis-settings-listener", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._live = False
-
-    def wait_live(self, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self._live and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self._live
+    def notified(self, cur, payloads: set[str]) -> None:
+        self._reload(cur)
 
     def _reload(self, cur) -> None:
         try:
@@ -623,43 +604,3 @@ class Watcher:
             rows = []
         _SNAPSHOT.replace(rows)
         self.reloads += 1
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            conn = None
-            try:
-                conn = psycopg2.connect(
-                    self._dsn, connect_timeout=5, application_name="gis-server-settings"
-                )
-                conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-                with conn.cursor() as cur:
-                    cur.execute(f"LISTEN {CHANNEL}")
-                    self._reload(cur)
-                    self._live = True
-                    self._listen(conn, cur)
-            except psycopg2.Error as exc:
-                log.warning(
-                    "settings listener lost its connection; overrides are "
-                    "reloaded when it is back",
-                    extra={"error": type(exc).__name__},
-                )
-            finally:
-                self._live = False
-                if conn is not None and not conn.closed:
-                    conn.close()
-            self._stop.wait(self._reconnect_s)
-
-    def _listen(self, conn, cur) -> None:
-        idle = 0.0
-        while not self._stop.is_set():
-            ready, _, _ = select.select([conn], [], [], 1.0)
-            if not ready:
-                idle += 1.0
-                if idle >= 15.0:  # a cheap probe notices a silently dead server
-                    cur.execute("SELECT 1")
-                    idle = 0.0
-                continue
-            conn.poll()
-            if conn.notifies:
-                conn.notifies.clear()
-                self._reload(cur)
